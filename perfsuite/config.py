@@ -1,0 +1,495 @@
+"""scenarios.yaml + command line -> one typed, validated, frozen configuration.
+
+Every value is checked once, here, when the file is loaded: a bad value raises
+:class:`~perfsuite.errors.ConfigError` naming its key path (``webhook.concurrent_users``), the
+value and what is allowed. Secrets never come from the file: ``TWILIO_AUTH_TOKEN`` and
+``REDIS_URL`` are read from the environment and kept in :class:`pydantic.SecretStr` so that they
+stay out of ``repr``, logs and the config snapshot stored with each run.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+
+from perfsuite.errors import ConfigError
+from perfsuite.twilio import MESSAGE_KINDS
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "scenarios.yaml"
+"""The repository's scenarios.yaml (used when no ``--config`` is given)."""
+
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TargetConfig(_Section):
+    """The bot under test and how Twilio would reach it."""
+
+    host: str | None = None
+    """Base URL Locust connects to (``http://127.0.0.1:8000``); None starts the embedded demo bot."""
+    webhook_path: str = "/webhook/whatsapp"
+    public_url: str | None = None
+    """URL the bot sees and Twilio signs; None means ``host + webhook_path``."""
+    health_path: str | None = "/health"
+    account_sid: str = "AC" + "0" * 32
+    bot_number: str = "+14155238886"
+    request_timeout_s: float = Field(15.0, gt=0, le=600)
+    demo_bot_mode: Literal["optimized", "legacy"] = "optimized"
+
+    @field_validator("host", "public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an http(s) URL such as http://127.0.0.1:8000, got {value!r}")
+        return value.rstrip("/") if parts.path in ("", "/") else value
+
+    @field_validator("webhook_path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"must start with '/', got {value!r}")
+        return value
+
+    @field_validator("account_sid")
+    @classmethod
+    def _account_sid(cls, value: str) -> str:
+        if len(value) != 34 or not value.startswith("AC"):
+            raise ValueError("must be 'AC' followed by 32 hex digits")
+        int(value[2:], 16)
+        return value
+
+    @field_validator("bot_number")
+    @classmethod
+    def _e164(cls, value: str) -> str:
+        if not (value.startswith("+") and value[1:].isdigit() and 8 <= len(value) <= 16):
+            raise ValueError(f"must be an E.164 number such as +14155238886, got {value!r}")
+        return value
+
+
+class RedisConfig(_Section):
+    """Where the collector keeps every run."""
+
+    url: str | None = None
+    """Collector Redis; ``REDIS_URL`` overrides it; None tries 127.0.0.1:6379 then embeds one."""
+    key_prefix: str = Field("perfsuite", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    retention_days: float = Field(30, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+
+class CollectorConfig(_Section):
+    """How each Locust process writes its intervals."""
+
+    flush_interval_s: float = Field(1.0, gt=0, le=60)
+    max_pending_batches: int = Field(600, ge=1)
+    spill_dir: Path = Path(".perfsuite/spill")
+
+
+class WebhookConfig(_Section):
+    """The seed's LoadTestConfig, with the same names and defaults."""
+
+    concurrent_users: int = Field(50, ge=1, le=100_000)
+    requests_per_user: int = Field(20, ge=1, le=1_000_000)
+    ramp_up_time: float = Field(10, ge=0, le=3600)
+    enable_burst_testing: bool = True
+    burst_intensity: int = Field(100, ge=1, le=100_000)
+    target_response_time_ms: float = Field(500.0, gt=0)
+    max_response_time_ms: float = Field(2000.0, gt=0)
+    success_threshold: float = Field(0.99, ge=0, le=1)
+    think_time_s: tuple[float, float] = (0.05, 0.2)
+    max_duration_s: float = Field(300, gt=0, le=86_400)
+    backlog_drain_timeout_s: float = Field(30, ge=0, le=3600)
+
+    @field_validator("think_time_s")
+    @classmethod
+    def _think_time(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if low < 0 or high < low:
+            raise ValueError(f"must be [min, max] with 0 <= min <= max, got {list(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _target_below_max(self) -> WebhookConfig:
+        if self.target_response_time_ms > self.max_response_time_ms:
+            raise ValueError(
+                f"target_response_time_ms ({self.target_response_time_ms}) must not exceed "
+                f"max_response_time_ms ({self.max_response_time_ms})"
+            )
+        return self
+
+
+class TrafficConfig(_Section):
+    """What the simulated WhatsApp users send."""
+
+    message_mix: dict[str, float] = Field(
+        default_factory=lambda: {
+            "text": 50.0,
+            "document": 15.0,
+            "image": 10.0,
+            "location": 5.0,
+            "button": 10.0,
+            "command": 10.0,
+        }
+    )
+    invalid_signature_rate: float = Field(0.02, ge=0, le=1)
+    duplicate_rate: float = Field(0.02, ge=0, le=1)
+
+    @field_validator("message_mix")
+    @classmethod
+    def _mix(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(MESSAGE_KINDS))
+        if unknown:
+            raise ValueError(f"unknown message kind(s) {unknown}; allowed: {', '.join(MESSAGE_KINDS)}")
+        if any(weight < 0 for weight in value.values()) or sum(value.values()) <= 0:
+            raise ValueError("weights must be >= 0 with a positive sum")
+        return value
+
+    @model_validator(mode="after")
+    def _rates_fit(self) -> TrafficConfig:
+        if self.invalid_signature_rate + self.duplicate_rate > 1:
+            raise ValueError(
+                f"invalid_signature_rate ({self.invalid_signature_rate}) + duplicate_rate "
+                f"({self.duplicate_rate}) must not exceed 1"
+            )
+        return self
+
+
+class BreakerConfig(_Section):
+    """Circuit breaker around the benchmark's Redis client."""
+
+    failure_threshold: int = Field(5, ge=1)
+    """Consecutive failures that open the breaker."""
+    reset_timeout_s: float = Field(1.0, gt=0)
+    """Seconds the breaker stays open before it lets one trial call through (half-open)."""
+    half_open_successes: int = Field(1, ge=1)
+    """Successful trial calls that close it again."""
+
+
+class RedisBenchConfig(_Section):
+    """The seed's RedisBenchmarkConfig plus the pool, key space and thresholds."""
+
+    url: str | None = None
+    """Redis to benchmark; None means the collector's Redis (embedded by default)."""
+    concurrent_operations: int = Field(100, ge=1, le=10_000)
+    operations_per_worker: int = Field(1000, ge=1, le=10_000_000)
+    read_percentage: float = Field(70, ge=0, le=100)
+    write_percentage: float = Field(25, ge=0, le=100)
+    delete_percentage: float = Field(5, ge=0, le=100)
+    test_circuit_breaker: bool = True
+    failure_injection_rate: float = Field(0.1, ge=0, le=1)
+    pool_size: int = Field(20, ge=1)
+    max_connections: int = Field(50, ge=1)
+    connect_timeout_s: float = Field(1.0, gt=0)
+    socket_timeout_s: float = Field(1.0, gt=0)
+    pool_wait_timeout_s: float = Field(2.0, gt=0)
+    key_prefix: str = Field("perfsuite:bench:", min_length=1)
+    key_space: int = Field(10_000, ge=1)
+    value_size_bytes: tuple[int, int] = (64, 1024)
+    key_distribution: Literal["uniform", "zipf"] = "uniform"
+    zipf_s: float = Field(1.1, gt=1)
+    pipeline_depth: int = Field(1, ge=1, le=1000)
+    pool_warn_utilization: float = Field(0.8, gt=0, le=1)
+    target_avg_latency_ms: float = Field(5.0, gt=0)
+    max_p99_latency_ms: float = Field(50.0, gt=0)
+    min_ops_per_s: float = Field(1000.0, ge=0)
+    max_duration_s: float = Field(120, gt=0, le=86_400)
+    outages: int = Field(2, ge=0, le=100)
+    """Injected outage windows per Locust process (with test_circuit_breaker), spread evenly over
+    its operations: every operation in a window meets a refused connection, so the breaker trips."""
+    outage_duration_s: float = Field(1.5, gt=0, le=600)
+    injected_timeout_s: float = Field(0.05, gt=0, le=60)
+    """Read timeout of the injected ``timeout`` fault (a server that never answers), seconds."""
+    sample_interval_s: float = Field(1.0, gt=0, le=60)
+    """How often each process records pool gauges, PING latency and breaker state."""
+    min_success_rate: float = Field(0.99, ge=0, le=1)
+    """Share of operations sent to the server (not injected, not refused by the breaker) that succeed."""
+    breaker: BreakerConfig = BreakerConfig()
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_serializer("url", when_used="json")
+    def _redacted_url(self, value: str | None) -> str | None:
+        return redact_url(value)  # the config snapshot stored with each run never holds a password
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RedisBenchConfig:
+        total = self.read_percentage + self.write_percentage + self.delete_percentage
+        if abs(total - 100) > 1e-9:
+            raise ValueError(
+                f"read_percentage + write_percentage + delete_percentage must be 100, got {total:g}"
+            )
+        if self.pool_size > self.max_connections:
+            raise ValueError(
+                f"pool_size ({self.pool_size}) must not exceed max_connections ({self.max_connections})"
+            )
+        low, high = self.value_size_bytes
+        if low < 1 or high < low:
+            raise ValueError(f"value_size_bytes must be [min, max] with 1 <= min <= max, got {[low, high]}")
+        return self
+
+
+class ScenarioInfo(_Section):
+    """A named overlay: its description and the raw settings it merges onto the defaults."""
+
+    description: str = ""
+    overlay: dict[str, Any] = Field(default_factory=dict)
+
+
+class Secrets(_Section):
+    """Values read from the environment only; never printed."""
+
+    twilio_auth_token: SecretStr | None = None
+    redis_url: SecretStr | None = None
+
+
+class SuiteConfig(_Section):
+    """The whole validated configuration of one run (frozen)."""
+
+    version: Literal[1] = 1
+    scenario: str = "default"
+    target: TargetConfig = TargetConfig()
+    redis: RedisConfig = RedisConfig()
+    collector: CollectorConfig = CollectorConfig()
+    webhook: WebhookConfig = WebhookConfig()
+    traffic: TrafficConfig = TrafficConfig()
+    redis_bench: RedisBenchConfig = RedisBenchConfig()
+    scenarios: dict[str, ScenarioInfo] = Field(default_factory=dict)
+    secrets: Secrets = Secrets()
+    source: str = "<defaults>"
+    """Path of the file this came from, for messages."""
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    """The command line's dotted key path -> value overrides, as given (to hand on to workers)."""
+
+    @property
+    def collector_redis_url(self) -> str | None:
+        """REDIS_URL from the environment, else ``redis.url`` from the file, else None."""
+        if self.secrets.redis_url is not None:
+            return self.secrets.redis_url.get_secret_value()
+        return self.redis.url
+
+    @property
+    def auth_token(self) -> str | None:
+        """The Twilio auth token (TWILIO_AUTH_TOKEN) or None."""
+        token = self.secrets.twilio_auth_token
+        return token.get_secret_value() if token is not None else None
+
+    def public_url(self, host: str) -> str:
+        """The URL Twilio signs for the webhook when Locust connects to ``host``."""
+        if self.target.public_url:
+            return self.target.public_url
+        return host.rstrip("/") + self.target.webhook_path
+
+    def snapshot(self) -> dict[str, Any]:
+        """The configuration as plain JSON-able data, secrets and URL passwords removed."""
+        data = self.model_dump(mode="json", exclude={"secrets", "scenarios", "overrides"})
+        data["redis"]["url"] = redact_url(self.collector_redis_url)
+        data["secrets"] = {
+            "twilio_auth_token": "set" if self.secrets.twilio_auth_token else "unset",
+            "redis_url": "set" if self.secrets.redis_url else "unset",
+        }
+        return data
+
+    def process_env(self) -> dict[str, str]:
+        """PERFSUITE_* variables that rebuild this same configuration in a Locust process."""
+        return {
+            "PERFSUITE_CONFIG": str(Path(self.source).resolve()) if self.source != "<defaults>" else "",
+            "PERFSUITE_SCENARIO": self.scenario,
+            "PERFSUITE_OVERRIDES": json.dumps(self.overrides, sort_keys=True),
+        }
+
+    def snapshot_json(self) -> str:
+        """:meth:`snapshot` as a JSON string (what the collector stores with the run)."""
+        return json.dumps(self.snapshot(), sort_keys=True)
+
+
+def redact_url(url: str | None) -> str | None:
+    """``url`` with any password replaced by ``***`` (``redis://:***@host:6379/0``)."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.hostname or ""
+    if parts.username:
+        netloc = f"{parts.username}:***@{netloc}"
+    else:
+        netloc = f":***@{netloc}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _deep_merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict) and key != "message_mix":
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    node = data
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{dotted}: {part} is not a section")
+        node = child
+    node[leaf] = value
+
+
+def _format_errors(exc: ValidationError, source: str) -> str:
+    lines = []
+    for error in exc.errors():
+        path = ".".join(str(part) for part in error["loc"]) or "<top>"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; see scenarios.yaml for the allowed keys)"
+        got = error.get("input")
+        shown = "" if error["type"] in ("extra_forbidden", "missing") or isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"{source}: {path}: {message}{shown}")
+    return "\n".join(lines)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """The YAML mapping in ``path``; a missing, unreadable or malformed file is a ConfigError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read configuration file: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}:{where}: not valid YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def load_config(
+    path: Path | str | None = None,
+    scenario: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> SuiteConfig:
+    """Build the frozen :class:`SuiteConfig`.
+
+    ``path`` is a scenarios.yaml (default: the repository's); ``scenario`` names an overlay under
+    ``scenarios:`` merged onto the defaults; ``overrides`` maps dotted key paths
+    (``webhook.concurrent_users``) to values from the command line and wins over both.
+    ``environ`` (default ``os.environ``) supplies TWILIO_AUTH_TOKEN and REDIS_URL.
+    """
+    source_path = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    source = str(source_path)
+    raw = read_yaml(source_path)
+    if "secrets" in raw:
+        raise ConfigError(
+            f"{source}: secrets: secrets are never read from the file; "
+            "set TWILIO_AUTH_TOKEN and REDIS_URL in the environment"
+        )
+    raw_scenarios = raw.pop("scenarios", None) or {}
+    if not isinstance(raw_scenarios, dict):
+        raise ConfigError(f"{source}: scenarios: must be a mapping of name -> overlay")
+    scenarios: dict[str, ScenarioInfo] = {}
+    for name, body in raw_scenarios.items():
+        body = dict(body or {})
+        if not isinstance(body, dict):
+            raise ConfigError(f"{source}: scenarios.{name}: must be a mapping")
+        description = str(body.pop("description", ""))
+        scenarios[str(name)] = ScenarioInfo(description=description, overlay=body)
+
+    chosen = scenario or "default"
+    merged = raw
+    if chosen in scenarios:
+        merged = _deep_merge(raw, scenarios[chosen].overlay)
+    elif scenario is not None:
+        allowed = ", ".join(sorted(scenarios)) or "none defined"
+        raise ConfigError(f"{source}: scenario {scenario!r} is not defined under scenarios (defined: {allowed})")
+    for dotted, value in (overrides or {}).items():
+        _set_path(merged, dotted, value)
+
+    env = os.environ if environ is None else environ
+    secrets = Secrets(
+        twilio_auth_token=SecretStr(env["TWILIO_AUTH_TOKEN"]) if env.get("TWILIO_AUTH_TOKEN") else None,
+        redis_url=SecretStr(env["REDIS_URL"]) if env.get("REDIS_URL") else None,
+    )
+    redis_env = env.get("REDIS_URL")
+    if redis_env and urlsplit(redis_env).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(
+            f"REDIS_URL: must be a redis://, rediss:// or unix:// URL (got {redact_url(redis_env)!r})"
+        )
+    try:
+        config = SuiteConfig.model_validate(
+            {
+                **merged,
+                "scenario": chosen,
+                "scenarios": scenarios,
+                "secrets": secrets,
+                "source": source,
+                "overrides": dict(overrides or {}),
+            }
+        )
+    except ValidationError as exc:
+        where = source if scenario is None else f"{source} (scenario {chosen})"
+        raise ConfigError(_format_errors(exc, where)) from None
+    return config
+
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "MESSAGE_KINDS",
+    "CollectorConfig",
+    "BreakerConfig",
+    "RedisBenchConfig",
+    "RedisConfig",
+    "ScenarioInfo",
+    "Secrets",
+    "SuiteConfig",
+    "TargetConfig",
+    "TrafficConfig",
+    "WebhookConfig",
+    "load_config",
+    "read_yaml",
+    "redact_url",
+]

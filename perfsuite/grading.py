@@ -1,0 +1,118 @@
+"""Thresholds as check objects, and the one rule that turns checks into a grade.
+
+The rule (also in the README):
+
+- **EXCELLENT**: every check met.
+- **GOOD**: every critical check met and at least 75% of all checks met.
+- **FAIR**: at least 50% of all checks met.
+- **POOR**: anything less (or no check could be evaluated).
+
+Exit codes follow the seed: EXCELLENT and GOOD exit 0, FAIR 1, POOR 2.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from perfsuite.errors import EXIT_FAIR, EXIT_OK, EXIT_POOR
+
+GOOD_SHARE = 0.75
+"""Share of checks a GOOD run meets (with every critical one)."""
+FAIR_SHARE = 0.50
+"""Share of checks a FAIR run meets."""
+
+
+class Grade(enum.StrEnum):
+    """The seed's four grades, best first."""
+
+    EXCELLENT = "EXCELLENT"
+    GOOD = "GOOD"
+    FAIR = "FAIR"
+    POOR = "POOR"
+
+    @property
+    def exit_code(self) -> int:
+        """0 for EXCELLENT and GOOD, 1 for FAIR, 2 for POOR."""
+        return {Grade.EXCELLENT: EXIT_OK, Grade.GOOD: EXIT_OK, Grade.FAIR: EXIT_FAIR}.get(self, EXIT_POOR)
+
+
+Comparison = Literal["<=", ">=", "=="]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One threshold applied to one measured value."""
+
+    name: str
+    """What is checked, e.g. ``webhook P99 response time``."""
+    actual: float | None
+    """The measured value; None when it could not be measured (the check then fails)."""
+    comparison: Comparison
+    target: float
+    unit: str = ""
+    requirement: str = ""
+    """The seed requirement it validates (4.1, 4.2, 4.3, 5.1, 5.2) or empty."""
+    critical: bool = False
+    """A GOOD grade needs every critical check met."""
+
+    @property
+    def met(self) -> bool:
+        """True when ``actual`` satisfies ``comparison target``."""
+        if self.actual is None or (isinstance(self.actual, float) and math.isnan(self.actual)):
+            return False
+        if self.comparison == "<=":
+            return self.actual <= self.target
+        if self.comparison == ">=":
+            return self.actual >= self.target
+        return self.actual == self.target
+
+    def reason(self) -> str | None:
+        """Why the check failed, or None when it is met."""
+        if self.met:
+            return None
+        if self.actual is None:
+            return f"{self.name}: not measured"
+        return f"{self.name}: {format_value(self.actual, self.unit)} (target {self.comparison} {format_value(self.target, self.unit)})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form, with ``met``."""
+        return {**asdict(self), "met": self.met}
+
+
+def format_value(value: float, unit: str) -> str:
+    """``value`` with its unit for people: 12.3 ms, 99.50%, 1,234 req."""
+    if unit == "%":
+        return f"{value * 100:.2f}%"
+    if unit in ("ms", "s"):
+        return f"{value:,.1f} {unit}"
+    if float(value).is_integer():
+        return f"{int(value):,}{(' ' + unit) if unit else ''}"
+    return f"{value:,.2f}{(' ' + unit) if unit else ''}"
+
+
+def grade(checks: Sequence[Check]) -> Grade:
+    """The grade that ``checks`` earn by the rule in this module's docstring."""
+    if not checks:
+        return Grade.POOR
+    met = sum(check.met for check in checks)
+    share = met / len(checks)
+    if met == len(checks):
+        return Grade.EXCELLENT
+    if all(check.met for check in checks if check.critical) and share >= GOOD_SHARE:
+        return Grade.GOOD
+    if share >= FAIR_SHARE:
+        return Grade.FAIR
+    return Grade.POOR
+
+
+def worst(grades: Iterable[Grade]) -> Grade:
+    """The lowest of several grades (POOR if none)."""
+    order = list(Grade)
+    return max(grades, key=order.index, default=Grade.POOR)
+
+
+__all__ = ["FAIR_SHARE", "GOOD_SHARE", "Check", "Grade", "format_value", "grade", "worst"]

@@ -1,0 +1,175 @@
+"""Start Locust the way docker-compose does: one local process, or a master and N workers.
+
+The command lines built here are the same ones docker-compose.yml runs, so what passes locally
+passes distributed. The configuration travels in PERFSUITE_* environment variables (see
+``locustfiles/common.py``); secrets travel in TWILIO_AUTH_TOKEN and REDIS_URL, never in argv.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from perfsuite.embedded import free_port
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LOCUSTFILES = REPO_ROOT / "locustfiles"
+
+
+@dataclass(frozen=True, slots=True)
+class LocustJob:
+    """What to run: a locustfile, its host and run id, and how many worker processes."""
+
+    locustfile: Path
+    host: str
+    run_id: str
+    env: Mapping[str, str]
+    """Extra environment for every Locust process (PERFSUITE_*, secrets)."""
+    workers: int = 0
+    """0 runs one local process; N > 0 runs a master plus N workers on this machine."""
+    run_time_s: float | None = None
+    """Locust's --run-time; None leaves stopping to the locustfile's shape."""
+    users: int | None = None
+    spawn_rate: float | None = None
+    extra_args: Sequence[str] = ()
+    log_dir: Path = Path(".perfsuite/logs")
+    stop_timeout_s: float = 5.0
+
+
+@dataclass(slots=True)
+class LocustOutcome:
+    """How the Locust processes ended and what Locust itself counted."""
+
+    returncode: int
+    interrupted: bool
+    timed_out: bool
+    stats: list[dict[str, Any]] = field(default_factory=list)
+    log_path: Path | None = None
+
+    @property
+    def total_requests(self) -> int:
+        """Locust's own request count (sum over its stats rows)."""
+        return sum(int(row.get("num_requests", 0)) for row in self.stats)
+
+    @property
+    def total_failures(self) -> int:
+        """Locust's own failure count."""
+        return sum(int(row.get("num_failures", 0)) for row in self.stats)
+
+
+def locust_command(job: LocustJob, role: str, json_file: Path | None, master_port: int = 5557) -> list[str]:
+    """Argv of one Locust process; ``role`` is ``local``, ``master`` or ``worker``."""
+    args = [sys.executable, "-m", "locust", "-f", str(job.locustfile)]
+    if role == "worker":
+        return [*args, "--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port)]
+    args += ["--headless", "--host", job.host, "--run-id", job.run_id, "--only-summary"]
+    args += ["--stop-timeout", str(job.stop_timeout_s), "--exit-code-on-error", "0"]
+    if job.users is not None:
+        args += ["--users", str(job.users)]
+    if job.spawn_rate is not None:
+        args += ["--spawn-rate", str(job.spawn_rate)]
+    if job.run_time_s is not None:
+        args += ["--run-time", f"{max(1, round(job.run_time_s))}s"]
+    if json_file is not None:
+        args += ["--json-file", str(json_file.with_suffix(""))]
+    if role == "master":
+        args += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port)]
+        args += ["--expect-workers", str(job.workers), "--expect-workers-max-wait", "30"]
+    return [*args, *job.extra_args]
+
+
+def run_locust(job: LocustJob, timeout_s: float, verbose: bool = False) -> LocustOutcome:
+    """Run the job to its end (or ``timeout_s``); Ctrl-C stops Locust cleanly and is reported.
+
+    Locust writes its final stats to a JSON file that this reads back, so the caller can check
+    that the collector counted exactly what Locust counted.
+    """
+    job.log_dir.mkdir(parents=True, exist_ok=True)
+    json_file = job.log_dir / f"{job.run_id}-locust.json"
+    log_path = job.log_dir / f"{job.run_id}-locust.log"
+    env = {**os.environ, **job.env, "PYTHONUNBUFFERED": "1"}
+    log: IO[bytes] | None = None if verbose else open(log_path, "wb")  # noqa: SIM115
+    output: Any = log if log is not None else None
+    processes: list[subprocess.Popen[bytes]] = []
+    interrupted = timed_out = False
+    try:
+        if job.workers > 0:
+            port = free_port()
+            main = subprocess.Popen(
+                locust_command(job, "master", json_file, port),
+                env=env, stdout=output, stderr=subprocess.STDOUT if log else None, cwd=REPO_ROOT,
+            )
+            processes.append(main)
+            for _ in range(job.workers):
+                processes.append(
+                    subprocess.Popen(
+                        locust_command(job, "worker", None, port),
+                        env=env, stdout=output, stderr=subprocess.STDOUT if log else None, cwd=REPO_ROOT,
+                    )
+                )
+        else:
+            main = subprocess.Popen(
+                locust_command(job, "local", json_file),
+                env=env, stdout=output, stderr=subprocess.STDOUT if log else None, cwd=REPO_ROOT,
+            )
+            processes.append(main)
+        deadline = time.monotonic() + timeout_s
+        while main.poll() is None:
+            try:
+                main.wait(timeout=max(0.1, min(1.0, deadline - time.monotonic())))
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    timed_out = True
+                    _stop(main, signal.SIGTERM, job.stop_timeout_s + 30)
+            except KeyboardInterrupt:
+                interrupted = True
+                _stop(main, signal.SIGINT, job.stop_timeout_s + 30)
+        for worker in processes[1:]:
+            _stop(worker, signal.SIGTERM, 15)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                _stop(process, signal.SIGTERM, 10)
+        if log is not None:
+            log.close()
+    stats: list[dict[str, Any]] = []
+    if json_file.exists():
+        with contextlib.suppress(ValueError):
+            stats = json.loads(json_file.read_text())
+    return LocustOutcome(
+        returncode=processes[0].returncode if processes else 1,
+        interrupted=interrupted,
+        timed_out=timed_out,
+        stats=stats,
+        log_path=None if verbose else log_path,
+    )
+
+
+def _stop(process: subprocess.Popen[bytes], sig: int, timeout_s: float) -> None:
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(sig)
+    while True:
+        try:
+            process.wait(timeout=timeout_s)
+            return
+        except subprocess.TimeoutExpired:
+            process.kill()
+            timeout_s = 5
+        except KeyboardInterrupt:
+            continue  # a second Ctrl-C while Locust stops: keep waiting for its results
+
+
+__all__ = ["LOCUSTFILES", "REPO_ROOT", "LocustJob", "LocustOutcome", "locust_command", "run_locust"]

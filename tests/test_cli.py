@@ -1,0 +1,93 @@
+"""The perfsuite command end to end in a subprocess: bad input exits 64, missing services 69."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from perfsuite.embedded import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def perfsuite(*args: str, env: dict[str, str] | None = None, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m perfsuite ARGS`` from the repository root."""
+    full_env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "TWILIO_AUTH_TOKEN")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "perfsuite", *args],
+        cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout_s,
+    )
+
+
+def test_unknown_test_type_exits_64_naming_the_flag() -> None:
+    """A test type that does not exist is a usage error, not a POOR grade (2)."""
+    done = perfsuite("run", "--test-type", "webhok")
+    assert done.returncode == 64
+    assert "--test-type" in done.stderr and "webhok" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_negative_user_count_exits_64_naming_the_flag() -> None:
+    """--users -5 is refused before anything starts."""
+    done = perfsuite("run", "--users", "-5")
+    assert done.returncode == 64
+    assert "--users" in done.stderr and "-5" in done.stderr
+
+
+def test_broken_scenarios_file_exits_64_naming_the_key(tmp_path: Path) -> None:
+    """A bad value in scenarios.yaml is named by its key path."""
+    bad = tmp_path / "scenarios.yaml"
+    bad.write_text("webhook:\n  concurrent_users: -3\n")
+    done = perfsuite("run", "--config", str(bad))
+    assert done.returncode == 64
+    assert "webhook.concurrent_users" in done.stderr and "-3" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_unreachable_redis_url_exits_69_naming_it() -> None:
+    """A configured collector Redis that does not answer stops the run at preflight."""
+    url = f"redis://:sekrit@127.0.0.1:{free_port()}/0"
+    done = perfsuite("run", "--scenario", "smoke", env={"REDIS_URL": url})
+    assert done.returncode == 69
+    assert "REDIS_URL" in done.stderr and f"127.0.0.1:{url.rsplit(':', 1)[1]}" in done.stderr
+    assert "sekrit" not in done.stderr + done.stdout
+
+
+def test_unreachable_host_exits_69_naming_it(redis_url: str) -> None:
+    """A --host nobody listens on is reported by name at preflight."""
+    host = f"http://127.0.0.1:{free_port()}"
+    done = perfsuite("run", "--host", host, env={"REDIS_URL": redis_url, "TWILIO_AUTH_TOKEN": "x" * 32})
+    assert done.returncode == 69
+    assert host in done.stderr
+
+
+def test_host_without_auth_token_exits_64(redis_url: str, redis_server: object) -> None:
+    """Signing for a real bot needs its token; without it the run refuses instead of sending junk."""
+    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    done = perfsuite("run", "--host", f"http://127.0.0.1:{port}", env={"REDIS_URL": redis_url})
+    assert done.returncode == 64
+    assert "TWILIO_AUTH_TOKEN" in done.stderr
+
+
+@pytest.mark.slow
+def test_smoke_run_on_embedded_defaults_prints_graded_report(redis_url: str, tmp_path: Path) -> None:
+    """The main job on the demo bot: report with percentiles, thresholds and grade; JSON written."""
+    out = tmp_path / "result.json"
+    done = perfsuite("run", "--scenario", "smoke", "--output-file", str(out), env={"REDIS_URL": redis_url},
+                     timeout_s=180)
+    assert done.returncode in (0, 1, 2), done.stderr
+    for text in ("P50", "P95", "P99", "throughput", "success rate", "GRADE:", "thresholds"):
+        assert text in done.stdout
+    import json
+
+    document = json.loads(out.read_text())
+    assert document["schema"] == "perfsuite.result/1"
+    assert document["collector"]["exact"] is True
+    assert document["collector"]["requests"] == 5 * 5 + 10  # users x quota + burst
+    assert document["exit_code"] == done.returncode
+    assert document["grade"] in done.stdout
