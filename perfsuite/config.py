@@ -220,12 +220,11 @@ class RedisBenchConfig(_Section):
     max_p99_latency_ms: float = Field(50.0, gt=0)
     min_ops_per_s: float = Field(1000.0, ge=0)
     max_duration_s: float = Field(120, gt=0, le=86_400)
-    outages: int = Field(2, ge=0, le=100)
+    outages: int = Field(3, ge=0, le=100)
     """Injected outage windows per Locust process (with test_circuit_breaker), spread evenly over
-    its operations: every operation in a window meets a refused connection, so the breaker trips."""
+    its operations; every operation in a window fails (connection refused, server hung until
+    socket_timeout_s, connection reset, in turn), so the breaker trips and must close again."""
     outage_duration_s: float = Field(1.5, gt=0, le=600)
-    injected_timeout_s: float = Field(0.05, gt=0, le=60)
-    """Read timeout of the injected ``timeout`` fault (a server that never answers), seconds."""
     sample_interval_s: float = Field(1.0, gt=0, le=60)
     """How often each process records pool gauges, PING latency and breaker state."""
     min_success_rate: float = Field(0.99, ge=0, le=1)

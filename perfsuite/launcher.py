@@ -72,7 +72,7 @@ def locust_command(job: LocustJob, role: str, json_file: Path | None, master_por
     if role == "worker":
         return [*args, "--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port)]
     args += ["--headless", "--host", job.host, "--run-id", job.run_id, "--only-summary"]
-    args += ["--stop-timeout", str(job.stop_timeout_s), "--exit-code-on-error", "0"]
+    args += ["--stop-timeout", f"{max(1, round(job.stop_timeout_s))}s", "--exit-code-on-error", "0"]
     if job.users is not None:
         args += ["--users", str(job.users)]
     if job.spawn_rate is not None:
