@@ -55,6 +55,16 @@ def _non_negative_float(flag: str) -> Callable[[str], float]:
     return parse
 
 
+def _positive_float(flag: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = _non_negative_float(flag)(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{flag} must be > 0, got {value}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser (every verb)."""
     parser = _Parser(prog="perfsuite", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -78,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--burst-intensity", type=_positive_int("--burst-intensity"), default=None,
                      help="webhook.burst_intensity")
     run.add_argument("--no-burst", action="store_true", help="skip the burst phase")
+    run.add_argument("--arrival-rate", type=_positive_float("--arrival-rate"), default=None,
+                     help="open model: requests per second (arrival.rate_per_s); latency from intended start")
+    run.add_argument("--run-time", type=_positive_float("--run-time"), default=None,
+                     help="seconds of arrival-rate load (arrival.duration_s)")
     run.add_argument("--demo-bot-mode", choices=("optimized", "legacy"), default=None,
                      help="target.demo_bot_mode of the embedded demo bot")
     run.add_argument("--workers", type=int, default=0,
@@ -95,6 +109,8 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         "webhook.burst_intensity": args.burst_intensity,
         "webhook.enable_burst_testing": False if args.no_burst else None,
         "target.demo_bot_mode": args.demo_bot_mode,
+        "arrival.rate_per_s": args.arrival_rate,
+        "arrival.duration_s": args.run_time,
     }
     return {key: value for key, value in pairs.items() if value is not None}
 

@@ -181,6 +181,26 @@ class TrafficConfig(_Section):
         return self
 
 
+class ArrivalConfig(_Section):
+    """Open-model load: requests arrive at a rate whatever the bot does (no coordinated omission).
+
+    With ``rate_per_s`` unset the webhook test runs the seed's closed-model profile instead.
+    """
+
+    rate_per_s: float | None = Field(None, gt=0, le=100_000)
+    """Arrivals per second (all workers together); None keeps the closed-model profile."""
+    ramp_to_rate_per_s: float | None = Field(None, gt=0, le=100_000)
+    """When set, the rate ramps linearly from ``rate_per_s`` to this over ``duration_s``."""
+    duration_s: float = Field(60, gt=0, le=86_400)
+    distribution: Literal["uniform", "poisson"] = "poisson"
+    max_concurrency: int = Field(1000, ge=1, le=100_000)
+    """Requests in flight at most per process; an arrival that finds the pool full is dropped."""
+    max_lag_ms: float = Field(10.0, gt=0)
+    """Scheduling lag beyond this marks the run's latency as untrustworthy."""
+    max_cpu_percent: float = Field(90.0, gt=0, le=100)
+    """Generator CPU above this marks the run's latency as untrustworthy."""
+
+
 class BreakerConfig(_Section):
     """Circuit breaker around the benchmark's Redis client."""
 
@@ -259,6 +279,44 @@ class RedisBenchConfig(_Section):
         return self
 
 
+class BaselineFigures(_Section):
+    """The seed's pre-optimization figures (what "before" looked like)."""
+
+    webhook_p99_ms: float = 14_000
+    webhook_avg_ms: float = 2_000
+    webhook_success_rate: float = Field(0.85, ge=0, le=1)
+    redis_avg_ms: float = 50
+    redis_p95_ms: float = 200
+    redis_success_rate: float = Field(0.70, ge=0, le=1)
+    redis_connection_failure_rate: float = Field(0.30, ge=0, le=1)
+    capacity_users: float = 20
+    recovery_time_s: float = 120
+
+
+class BaselineTargets(_Section):
+    """The seed's expected figures after the optimization (what "after" must reach)."""
+
+    webhook_p99_ms: float = 2_000
+    webhook_avg_ms: float = 500
+    webhook_success_rate: float = Field(0.99, ge=0, le=1)
+    redis_avg_ms: float = 5
+    redis_p95_ms: float = 50
+    redis_success_rate: float = Field(0.99, ge=0, le=1)
+    capacity_users: float = 500
+    recovery_time_s: float = 60
+
+
+class BaselineConfig(_Section):
+    """Before/after comparison: the seed's figures and how regressions are told from noise."""
+
+    figures: BaselineFigures = BaselineFigures()
+    targets: BaselineTargets = BaselineTargets()
+    min_effect_size: float = Field(0.10, ge=0, le=10)
+    """A difference smaller than this share of the baseline (0.10 = 10%) is never a regression."""
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    """Confidence level of the run-to-run interval a difference must leave."""
+
+
 class ScenarioInfo(_Section):
     """A named overlay: its description and the raw settings it merges onto the defaults."""
 
@@ -284,6 +342,8 @@ class SuiteConfig(_Section):
     webhook: WebhookConfig = WebhookConfig()
     traffic: TrafficConfig = TrafficConfig()
     redis_bench: RedisBenchConfig = RedisBenchConfig()
+    arrival: ArrivalConfig = ArrivalConfig()
+    baseline: BaselineConfig = BaselineConfig()
     scenarios: dict[str, ScenarioInfo] = Field(default_factory=dict)
     secrets: Secrets = Secrets()
     source: str = "<defaults>"
@@ -477,6 +537,10 @@ def load_config(
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
+    "ArrivalConfig",
+    "BaselineConfig",
+    "BaselineFigures",
+    "BaselineTargets",
     "MESSAGE_KINDS",
     "CollectorConfig",
     "BreakerConfig",
