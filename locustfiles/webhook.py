@@ -21,6 +21,7 @@ from typing import Any
 import gevent
 from locust import FastHttpUser, LoadTestShape, User, between, constant, events, task
 from locust.env import Environment
+from locust.runners import STATE_INIT
 
 from locustfiles.common import config_from_environment, install_collector
 from perfsuite.collector import locust_plugin
@@ -190,7 +191,8 @@ class SeedWebhookProfile(LoadTestShape):
         run_time_s = self.get_run_time()
         if run_time_s > settings.max_duration_s or self.runner is None:
             return None
-        sent = self.runner.stats.total.num_requests
+        # Before the first start() of a test, Locust still holds the previous test's stats.
+        sent = 0 if self.runner.state == STATE_INIT else self.runner.stats.total.num_requests
         quota = settings.concurrent_users * settings.requests_per_user
         if not getattr(self, "stage", ""):
             self.burst_started_s = 0.0
