@@ -5,7 +5,6 @@ COPY pyproject.toml README.md ./
 COPY perfsuite ./perfsuite
 COPY locustfiles ./locustfiles
 COPY redis_bench ./redis_bench
-COPY capacity ./capacity
 COPY baseline ./baseline
 COPY demo_bot ./demo_bot
 COPY scenarios.yaml ./

@@ -29,7 +29,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 
 typecheck: $(VENV)/.installed-dev
-	$(BIN)/mypy perfsuite locustfiles redis_bench capacity baseline demo_bot bench
+	$(BIN)/mypy perfsuite locustfiles redis_bench baseline demo_bot bench tests
 
 unit: $(VENV)/.installed-dev
 	$(BIN)/pytest -q
