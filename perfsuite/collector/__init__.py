@@ -1,0 +1,45 @@
+"""The collector: every Locust process records every request into Redis; readers load runs back.
+
+Writing: ``CollectorWriter`` (one per process; ``perfsuite.collector.locust_plugin.install`` wires it
+to Locust's events). Runs: ``new_run_id``, ``create_run``, ``finish_run``. Reading:
+``CollectorReader`` -> ``RunData`` (pandas frames). Key layout: ``perfsuite.collector.keys``.
+
+The Locust plugin is not imported here (importing locust monkey-patches the process): use
+``from perfsuite.collector import locust_plugin``.
+"""
+
+from __future__ import annotations
+
+from perfsuite.collector.batch import OUTCOMES
+from perfsuite.collector.histogram import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS, LatencyHistogram
+from perfsuite.collector.histogram_table import GroupStats, HistogramTable
+from perfsuite.collector.keys import DEFAULT_PREFIX, DEFAULT_RETENTION_S
+from perfsuite.collector.reader import TOTAL_NAME, CollectorReader, RunData
+from perfsuite.collector.runs import RUN_STATUSES, create_run, finish_run, new_run_id, update_run
+from perfsuite.collector.spill import ReplayResult, replay_spill
+from perfsuite.collector.writer import DEFAULT_SPILL_DIR, CollectorWriter, default_writer_id
+
+__all__ = [
+    "DEFAULT_PREFIX",
+    "DEFAULT_RETENTION_S",
+    "DEFAULT_SPILL_DIR",
+    "HIGHEST_US",
+    "LOWEST_US",
+    "OUTCOMES",
+    "RUN_STATUSES",
+    "SIGNIFICANT_DIGITS",
+    "TOTAL_NAME",
+    "CollectorReader",
+    "CollectorWriter",
+    "GroupStats",
+    "HistogramTable",
+    "LatencyHistogram",
+    "ReplayResult",
+    "RunData",
+    "create_run",
+    "default_writer_id",
+    "finish_run",
+    "new_run_id",
+    "replay_spill",
+    "update_run",
+]

@@ -1,0 +1,447 @@
+"""Wires the collector into Locust: one run per test, one writer per process, every request recorded.
+
+Use from a locustfile::
+
+    from locust import events
+    from perfsuite.collector import locust_plugin
+
+    @events.init_command_line_parser.add_listener
+    def _(parser):
+        locust_plugin.add_arguments(parser)  # optional: --run-id, --collector-redis-url, --collector-prefix
+
+    @events.init.add_listener
+    def _(environment, **_kwargs):
+        locust_plugin.install(environment, test_type="webhook", scenario="default", config_json="{}")
+
+Lifecycle (verified against locust/runners.py):
+
+- master or local runner, ``test_start``: a new run id (``--run-id`` / ``run_id=`` for the first test
+  of the process only: the web UI can start several tests), the run's meta hash, and the id stored
+  in ``environment.parsed_options.perfsuite_run_id``. A master sends its parsed options to workers in
+  every spawn message and a worker applies them before it fires its own ``test_start``.
+- every process, ``test_start``: a ``CollectorWriter`` for that run. Local runners and workers record
+  every ``request`` event into it; on a master it only carries marks (``current_writer``).
+- ``test_stop``: the writer's final flush. Master/local: ``finish_run`` with Locust's own total
+  (``locust_total_requests``) and status ``finished`` (``interrupted`` when ``quitting`` came first,
+  i.e. Ctrl-C or SIGTERM). On a master, workers' last stats reports arrive after ``test_stop`` (a
+  worker flushes its stats only after it stopped, and a headless master fires ``test_stop`` before it
+  even tells workers to quit), so every ``worker_report`` received after ``test_stop`` rewrites
+  ``locust_total_requests`` until the next test starts: the stored figure is the total Locust itself
+  prints and saves at exit.
+- ``quit`` (just before the process exits): safety net that closes a writer still open.
+
+Request events map to collector records: response_time (ms) -> latency (us); outcome
+``context["outcome"]`` (success | rejected | backpressure | failure) else failure when an exception
+came with the event; reason ``context["failure_reason"]`` else ``str(exception)``; extra timings from
+``context["timings_us"]`` (a mapping metric -> microseconds).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import locust
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+from perfsuite.collector.batch import OUTCOME_INDEX
+from perfsuite.collector.client import REDIS_ERRORS, redis_client
+from perfsuite.collector.keys import DEFAULT_PREFIX, DEFAULT_RETENTION_S, check_prefix, check_run_id
+from perfsuite.collector.runs import create_run, finish_run, new_run_id, update_run
+from perfsuite.collector.writer import DEFAULT_SPILL_DIR, CollectorWriter
+from perfsuite.errors import ConfigError, PerfsuiteError
+
+logger = logging.getLogger(__name__)
+
+RUN_ID_OPTION = "perfsuite_run_id"
+"""``environment.parsed_options`` attribute carrying the current run id (master -> workers)."""
+
+_PLUGIN_ATTR = "_perfsuite_collector_plugin"
+_STORE_ERRORS: tuple[type[Exception], ...] = (PerfsuiteError, *REDIS_ERRORS)
+
+
+def add_arguments(parser: Any) -> None:
+    """Add ``--run-id``, ``--collector-redis-url`` and ``--collector-prefix`` to Locust's parser.
+
+    Call it from the locustfile's own ``init_command_line_parser`` listener. None of them shows in
+    the web UI (the URL may hold a password).
+    """
+    parser.add_argument(
+        "--run-id",
+        dest="perfsuite_requested_run_id",
+        env_var="PERFSUITE_RUN_ID",
+        default=None,
+        include_in_web_ui=False,
+        help="perfsuite collector: run id of the first test started by this process (default: new id)",
+    )
+    parser.add_argument(
+        "--collector-redis-url",
+        dest="collector_redis_url",
+        env_var="PERFSUITE_COLLECTOR_REDIS_URL",
+        default=None,
+        include_in_web_ui=False,
+        help="perfsuite collector: Redis URL the results are written to",
+    )
+    parser.add_argument(
+        "--collector-prefix",
+        dest="collector_key_prefix",
+        env_var="PERFSUITE_COLLECTOR_PREFIX",
+        default=None,
+        include_in_web_ui=False,
+        help=f"perfsuite collector: key prefix (default {DEFAULT_PREFIX})",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PluginSettings:
+    """What ``install`` was given; None values fall back to the parsed command line at test start."""
+
+    redis_url: str | None
+    key_prefix: str | None
+    flush_interval_s: float
+    spill_dir: Path
+    retention_s: int
+    test_type: str
+    scenario: str
+    config_json: str
+    run_id: str | None
+    max_pending_batches: int
+    close_timeout_s: float
+    raw_sample_rate: float
+    raw_rows_cap: int
+
+
+class CollectorPlugin:
+    """The collector's listeners on one Locust environment (see the module docstring)."""
+
+    def __init__(self, environment: Environment, settings: PluginSettings) -> None:
+        self.environment = environment
+        self.settings = settings
+        self.run_id: str | None = None
+        """Id of the current (or last) run."""
+        self.writer: CollectorWriter | None = None
+        """This process's writer while a test runs, else None."""
+        self.unrecorded_requests: int = 0
+        """Request events seen while no writer was open (should stay 0)."""
+        self._first_test = True
+        self._run_active = False
+        self._interrupted = False
+        self._finishing_run_id: str | None = None
+        self._client: Any = None
+        self._prefix = DEFAULT_PREFIX
+        self._workers = 0
+        self._meta_created = False
+        events = environment.events
+        events.test_start.add_listener(self.on_test_start)
+        events.test_stop.add_listener(self.on_test_stop)
+        events.quitting.add_listener(self.on_quitting)
+        events.quit.add_listener(self.on_quit)
+        events.request.add_listener(self.on_request)
+        events.worker_report.add_listener(self.on_worker_report)
+        events.reset_stats.add_listener(self.on_reset_stats)
+
+    # ---------------------------------------------------------------- roles and settings
+
+    @property
+    def role(self) -> str:
+        """``master``, ``worker`` or ``local``."""
+        runner = self.environment.runner
+        if isinstance(runner, MasterRunner):
+            return "master"
+        if isinstance(runner, WorkerRunner):
+            return "worker"
+        return "local"
+
+    def _option(self, name: str) -> Any:
+        return getattr(self.environment.parsed_options, name, None)
+
+    def _connect(self) -> None:
+        url = self.settings.redis_url or self._option("collector_redis_url")
+        if not url:
+            raise ConfigError(
+                "collector Redis URL missing: pass locust_plugin.install(redis_url=...) "
+                "or --collector-redis-url"
+            )
+        self._prefix = check_prefix(
+            self.settings.key_prefix or self._option("collector_key_prefix") or DEFAULT_PREFIX
+        )
+        if self._client is None:
+            self._client = redis_client(url)
+
+    def _open_writer(self, run_id: str) -> None:
+        settings = self.settings
+        self.writer = CollectorWriter(
+            self._client,
+            run_id,
+            key_prefix=self._prefix,
+            flush_interval_s=settings.flush_interval_s,
+            max_pending_batches=settings.max_pending_batches,
+            spill_dir=settings.spill_dir,
+            retention_s=settings.retention_s,
+            close_timeout_s=settings.close_timeout_s,
+            raw_sample_rate=settings.raw_sample_rate,
+            raw_rows_cap=settings.raw_rows_cap,
+        )
+
+    # ---------------------------------------------------------------- listeners
+
+    def on_test_start(self, environment: Environment, **_kwargs: Any) -> None:
+        """Create the run (master/local) and open this process's writer."""
+        if self.writer is not None:  # a previous test never stopped cleanly
+            self.writer.close()
+            self.writer = None
+        self._finishing_run_id = None
+        self._connect()
+        role = self.role
+        if role == "worker":
+            run_id = self._option(RUN_ID_OPTION)
+            if not run_id:
+                raise ConfigError(
+                    "collector: the master sent no perfsuite run id; install the collector plugin "
+                    "in the master's locustfile too"
+                )
+            self.run_id = check_run_id(str(run_id))
+            self._open_writer(self.run_id)
+            return
+        requested = self.settings.run_id or self._option("perfsuite_requested_run_id")
+        run_id = check_run_id(requested) if requested and self._first_test else new_run_id()
+        self._first_test = False
+        runner = environment.runner
+        self._workers = runner.worker_count if isinstance(runner, MasterRunner) else 1
+        self.run_id = run_id
+        self._meta_created = False
+        self._create_meta(environment)
+        self._run_active = True
+        self._interrupted = False
+        if environment.parsed_options is not None:
+            setattr(environment.parsed_options, RUN_ID_OPTION, run_id)
+        elif role == "master":
+            logger.error("collector: environment.parsed_options is None, workers cannot learn the run id")
+        self._open_writer(run_id)
+        logger.info("collector: run %s started (%s, %d worker(s))", run_id, role, self._workers)
+
+    def _create_meta(self, environment: Environment) -> None:
+        if self._meta_created or self.run_id is None:
+            return
+        try:
+            create_run(
+                self._client,
+                self._prefix,
+                self.run_id,
+                self.settings.test_type,
+                self.settings.scenario,
+                environment.host or "",
+                self.settings.config_json,
+                retention_s=self.settings.retention_s,
+                workers=self._workers,
+                locust_version=locust.__version__,
+                role=self.role,
+            )
+        except REDIS_ERRORS as exc:  # the writers keep the data meanwhile; retried at the end
+            logger.error("collector: cannot create run %s in Redis yet (%s)", self.run_id, type(exc).__name__)
+            return
+        self._meta_created = True
+
+    def on_request(
+        self,
+        request_type: str,
+        name: str,
+        response_time: float | None,
+        response_length: int | None,
+        exception: BaseException | None = None,
+        context: Mapping[str, Any] | None = None,
+        **_kwargs: Any,
+    ) -> None:
+        """Record one request event (hot path)."""
+        writer = self.writer
+        if writer is None:
+            self.unrecorded_requests += 1
+            return
+        outcome = "success" if exception is None else "failure"
+        reason: str | None = None
+        timings = None
+        if context and isinstance(context, dict):
+            wanted = context.get("outcome")
+            if wanted is not None:
+                if wanted in OUTCOME_INDEX:
+                    outcome = wanted
+                else:
+                    outcome, reason = "failure", f"invalid context outcome {wanted!r}"
+            timings = context.get("timings_us")
+            reason = context.get("failure_reason") or reason
+        if reason is None and exception is not None:
+            reason = str(exception) or type(exception).__name__
+        writer.record(
+            request_type,
+            name,
+            (response_time or 0.0) * 1000.0,
+            outcome=outcome,
+            response_length=response_length or 0,
+            error=reason,
+            timings_us=timings,
+        )
+
+    def on_test_stop(self, environment: Environment, **_kwargs: Any) -> None:
+        """Final flush of the writer; master/local: finish the run with Locust's own total."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        if self.role != "worker" and self._run_active:
+            self._finish(environment)
+
+    def _finish(self, environment: Environment) -> None:
+        run_id = self.run_id
+        if run_id is None:
+            return
+        self._run_active = False
+        status = "interrupted" if self._interrupted else "finished"
+        self._create_meta(environment)
+        try:
+            finish_run(
+                self._client,
+                self._prefix,
+                run_id,
+                status,
+                retention_s=self.settings.retention_s,
+                locust_total_requests=environment.stats.total.num_requests,
+                locust_total_failures=environment.stats.total.num_failures,
+            )
+        except _STORE_ERRORS as exc:
+            logger.error("collector: could not finish run %s in Redis (%s)", run_id, type(exc).__name__)
+            return
+        if self.role == "master":
+            self._finishing_run_id = run_id
+        logger.info("collector: run %s %s", run_id, status)
+
+    def on_worker_report(self, client_id: str, data: Mapping[str, Any], **_kwargs: Any) -> None:
+        """After test_stop on a master: keep Locust's total in the meta up to date (late reports)."""
+        if self._finishing_run_id is not None:
+            self._store_locust_total(self._finishing_run_id)
+
+    def _store_locust_total(self, run_id: str) -> None:
+        total = self.environment.stats.total
+        try:
+            update_run(
+                self._client,
+                self._prefix,
+                run_id,
+                locust_total_requests=total.num_requests,
+                locust_total_failures=total.num_failures,
+            )
+        except _STORE_ERRORS as exc:
+            logger.error("collector: could not update run %s in Redis (%s)", run_id, type(exc).__name__)
+
+    def on_reset_stats(self, **_kwargs: Any) -> None:
+        """Locust's statistics were reset (web UI): its totals no longer cover the whole run."""
+        if self.run_id is not None and self.role != "worker" and self._run_active:
+            try:
+                update_run(self._client, self._prefix, self.run_id, locust_stats_reset=1)
+            except _STORE_ERRORS as exc:
+                logger.error("collector: could not flag the stats reset (%s)", type(exc).__name__)
+
+    def on_quitting(self, environment: Environment, **_kwargs: Any) -> None:
+        """Quitting while a test runs means it was interrupted (Ctrl-C, SIGTERM)."""
+        if self._run_active:
+            self._interrupted = True
+
+    def on_quit(self, **_kwargs: Any) -> None:
+        """Safety net just before exit: close a writer that is still open, finish an open run."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        if self.role != "worker" and self._run_active:
+            self._interrupted = True
+            self._finish(self.environment)
+        if self._finishing_run_id is not None:
+            self._store_locust_total(self._finishing_run_id)
+        if self.unrecorded_requests:
+            logger.warning(
+                "collector: %d request event(s) arrived while no test was running and were not recorded",
+                self.unrecorded_requests,
+            )
+
+
+def install(
+    environment: Environment,
+    *,
+    redis_url: str | None = None,
+    key_prefix: str | None = None,
+    flush_interval_s: float = 1.0,
+    spill_dir: Path = DEFAULT_SPILL_DIR,
+    retention_s: int = DEFAULT_RETENTION_S,
+    test_type: str = "",
+    scenario: str = "",
+    config_json: str = "{}",
+    run_id: str | None = None,
+    max_pending_batches: int = 600,
+    close_timeout_s: float = 10.0,
+    raw_sample_rate: float = 0.0,
+    raw_rows_cap: int = 100_000,
+) -> CollectorPlugin:
+    """Install the collector on ``environment`` (call from an ``events.init`` listener); idempotent.
+
+    ``redis_url`` / ``key_prefix`` default to ``--collector-redis-url`` / ``--collector-prefix``
+    (see ``add_arguments``) read at test start; ``run_id`` (else ``--run-id``) names the first run.
+    ``config_json`` must already be redacted. The rest is passed to each ``CollectorWriter``.
+    """
+    existing = getattr(environment, _PLUGIN_ATTR, None)
+    if isinstance(existing, CollectorPlugin):
+        logger.warning("collector: already installed on this environment; keeping the first installation")
+        return existing
+    if run_id is not None:
+        check_run_id(run_id)
+    if key_prefix is not None:
+        check_prefix(key_prefix)
+    settings = PluginSettings(
+        redis_url=redis_url,
+        key_prefix=key_prefix,
+        flush_interval_s=flush_interval_s,
+        spill_dir=Path(spill_dir),
+        retention_s=retention_s,
+        test_type=test_type,
+        scenario=scenario,
+        config_json=config_json,
+        run_id=run_id,
+        max_pending_batches=max_pending_batches,
+        close_timeout_s=close_timeout_s,
+        raw_sample_rate=raw_sample_rate,
+        raw_rows_cap=raw_rows_cap,
+    )
+    plugin = CollectorPlugin(environment, settings)
+    setattr(environment, _PLUGIN_ATTR, plugin)
+    return plugin
+
+
+def plugin_of(environment: Environment) -> CollectorPlugin | None:
+    """The plugin installed on ``environment``, if any."""
+    plugin = getattr(environment, _PLUGIN_ATTR, None)
+    return plugin if isinstance(plugin, CollectorPlugin) else None
+
+
+def current_writer(environment: Environment) -> CollectorWriter | None:
+    """This process's open writer (for ``.mark(...)`` from shapes and fault schedulers); on a master
+    it carries marks only. None when no test runs or the collector is not installed."""
+    plugin = plugin_of(environment)
+    return plugin.writer if plugin is not None else None
+
+
+def current_run_id(environment: Environment) -> str | None:
+    """Id of the current (or last) run in this process, if any."""
+    plugin = plugin_of(environment)
+    return plugin.run_id if plugin is not None else None
+
+
+__all__ = [
+    "RUN_ID_OPTION",
+    "CollectorPlugin",
+    "PluginSettings",
+    "add_arguments",
+    "current_run_id",
+    "current_writer",
+    "install",
+    "plugin_of",
+]
