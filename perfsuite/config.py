@@ -36,7 +36,6 @@ DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "scenarios.yaml"
 """The repository's scenarios.yaml (used when no ``--config`` is given)."""
 
 
-
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -401,10 +400,7 @@ def redact_url(url: str | None) -> str | None:
     if parts.password is None:
         return url
     netloc = parts.hostname or ""
-    if parts.username:
-        netloc = f"{parts.username}:***@{netloc}"
-    else:
-        netloc = f":***@{netloc}"
+    netloc = f"{parts.username}:***@{netloc}" if parts.username else f":***@{netloc}"
     if parts.port:
         netloc += f":{parts.port}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
@@ -439,7 +435,11 @@ def _format_errors(exc: ValidationError, source: str) -> str:
         if error["type"] == "extra_forbidden":
             message = "unknown key (check the spelling; see scenarios.yaml for the allowed keys)"
         got = error.get("input")
-        shown = "" if error["type"] in ("extra_forbidden", "missing") or isinstance(got, dict) else f" (got {got!r})"
+        shown = (
+            ""
+            if error["type"] in ("extra_forbidden", "missing") or isinstance(got, dict)
+            else f" (got {got!r})"
+        )
         lines.append(f"{source}: {path}: {message}{shown}")
     return "\n".join(lines)
 
@@ -504,7 +504,9 @@ def load_config(
         merged = _deep_merge(raw, scenarios[chosen].overlay)
     elif scenario is not None:
         allowed = ", ".join(sorted(scenarios)) or "none defined"
-        raise ConfigError(f"{source}: scenario {scenario!r} is not defined under scenarios (defined: {allowed})")
+        raise ConfigError(
+            f"{source}: scenario {scenario!r} is not defined under scenarios (defined: {allowed})"
+        )
     for dotted, value in (overrides or {}).items():
         _set_path(merged, dotted, value)
 
@@ -537,13 +539,13 @@ def load_config(
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
+    "MESSAGE_KINDS",
     "ArrivalConfig",
     "BaselineConfig",
     "BaselineFigures",
     "BaselineTargets",
-    "MESSAGE_KINDS",
-    "CollectorConfig",
     "BreakerConfig",
+    "CollectorConfig",
     "RedisBenchConfig",
     "RedisConfig",
     "ScenarioInfo",

@@ -106,20 +106,29 @@ def run_locust(job: LocustJob, timeout_s: float, verbose: bool = False) -> Locus
             port = free_port()
             main = subprocess.Popen(
                 locust_command(job, "master", json_file, port),
-                env=env, stdout=output, stderr=subprocess.STDOUT if log else None, cwd=REPO_ROOT,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT if log else None,
+                start_new_session=True,
             )
             processes.append(main)
             for _ in range(job.workers):
                 processes.append(
                     subprocess.Popen(
                         locust_command(job, "worker", None, port),
-                        env=env, stdout=output, stderr=subprocess.STDOUT if log else None, cwd=REPO_ROOT,
+                        env=env,
+                        stdout=output,
+                        stderr=subprocess.STDOUT if log else None,
+                        start_new_session=True,
                     )
                 )
         else:
             main = subprocess.Popen(
                 locust_command(job, "local", json_file),
-                env=env, stdout=output, stderr=subprocess.STDOUT if log else None, cwd=REPO_ROOT,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT if log else None,
+                start_new_session=True,  # Ctrl-C reaches perfsuite only; it stops Locust with SIGTERM
             )
             processes.append(main)
         deadline = time.monotonic() + timeout_s
@@ -131,8 +140,10 @@ def run_locust(job: LocustJob, timeout_s: float, verbose: bool = False) -> Locus
                     timed_out = True
                     _stop(main, signal.SIGTERM, job.stop_timeout_s + 30)
             except KeyboardInterrupt:
+                # SIGTERM goes through gevent's handler, so every request Locust counted also
+                # reaches the collector (a SIGINT could land between two request listeners).
                 interrupted = True
-                _stop(main, signal.SIGINT, job.stop_timeout_s + 30)
+                _stop(main, signal.SIGTERM, job.stop_timeout_s + 30)
         for worker in processes[1:]:
             _stop(worker, signal.SIGTERM, 15)
     except KeyboardInterrupt:

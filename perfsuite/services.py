@@ -7,6 +7,7 @@ run ends, whatever happened.
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 import socket
 import urllib.error
@@ -17,9 +18,12 @@ from urllib.parse import urlsplit
 
 import redis
 
+from perfsuite.collector import replay_spill
 from perfsuite.config import SuiteConfig, redact_url
 from perfsuite.embedded import start_demo_bot, start_redis
 from perfsuite.errors import ConfigError, ServiceUnavailable
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 STATE_DIR = Path(".perfsuite")
@@ -55,7 +59,22 @@ def ping_redis(url: str, timeout_s: float = 2.0) -> bool:
 def collector_redis(config: SuiteConfig, stack: contextlib.ExitStack, state_dir: Path = STATE_DIR) -> str:
     """URL of the collector's Redis: the configured one (it must answer, else exit 69), the
     default address if a Redis answers there, else a private embedded one keeping its data in
-    ``state_dir/redis`` so run history persists."""
+    ``state_dir/redis`` so run history persists. Intervals an earlier run had to spill to disk
+    (Redis was away at its end) are written now."""
+    url = _collector_redis_url(config, stack, state_dir)
+    spill_dir = config.collector.spill_dir
+    if spill_dir.is_dir() and any(spill_dir.iterdir()):
+        client = redis.Redis.from_url(url)
+        try:
+            replayed = replay_spill(client, spill_dir)
+        finally:
+            client.close()
+        if replayed.entries:
+            logger.warning("collector: wrote %d spilled entries from %s", replayed.entries, spill_dir)
+    return url
+
+
+def _collector_redis_url(config: SuiteConfig, stack: contextlib.ExitStack, state_dir: Path) -> str:
     configured = config.collector_redis_url
     if configured:
         if not ping_redis(configured):

@@ -14,13 +14,19 @@ from perfsuite.embedded import free_port
 REPO = Path(__file__).resolve().parent.parent
 
 
-def perfsuite(*args: str, env: dict[str, str] | None = None, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+def perfsuite(
+    *args: str, env: dict[str, str] | None = None, timeout_s: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m perfsuite ARGS`` from the repository root."""
     full_env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "TWILIO_AUTH_TOKEN")}
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "perfsuite", *args],
-        cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout_s,
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
     )
 
 
@@ -78,8 +84,9 @@ def test_host_without_auth_token_exits_64(redis_url: str, redis_server: object) 
 def test_smoke_run_on_embedded_defaults_prints_graded_report(redis_url: str, tmp_path: Path) -> None:
     """The main job on the demo bot: report with percentiles, thresholds and grade; JSON written."""
     out = tmp_path / "result.json"
-    done = perfsuite("run", "--scenario", "smoke", "--output-file", str(out), env={"REDIS_URL": redis_url},
-                     timeout_s=180)
+    done = perfsuite(
+        "run", "--scenario", "smoke", "--output-file", str(out), env={"REDIS_URL": redis_url}, timeout_s=180
+    )
     assert done.returncode in (0, 1, 2), done.stderr
     for text in ("P50", "P95", "P99", "throughput", "success rate", "GRADE:", "thresholds"):
         assert text in done.stdout

@@ -83,10 +83,22 @@ def test_compose_command_lines_run_two_web_ui_tests_distributed(redis_url: str, 
         "locust-master": "127.0.0.1",
         "5557": str(master_port),
     }
-    env = {**os.environ, "REDIS_URL": redis_url, "TWILIO_AUTH_TOKEN": token, "PERFSUITE_SCENARIO": "smoke",
-           "PERFSUITE_CONFIG": str(REPO / "scenarios.yaml")}
-    master_cmd = [*_local(services["locust-master"]["command"], replacements),
-                  "--web-host", "127.0.0.1", "--web-port", str(web_port), "--master-bind-host", "127.0.0.1"]
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "TWILIO_AUTH_TOKEN": token,
+        "PERFSUITE_SCENARIO": "smoke",
+        "PERFSUITE_CONFIG": str(REPO / "scenarios.yaml"),
+    }
+    master_cmd = [
+        *_local(services["locust-master"]["command"], replacements),
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        str(web_port),
+        "--master-bind-host",
+        "127.0.0.1",
+    ]
     worker_cmd = _local(services["locust-worker"]["command"], replacements)
     log = (tmp_path / "locust.log").open("wb")
     master = subprocess.Popen(master_cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
@@ -107,8 +119,13 @@ def test_compose_command_lines_run_two_web_ui_tests_distributed(redis_url: str, 
                 assert time.monotonic() < deadline, "the shape never finished"
                 time.sleep(0.5)
             time.sleep(4)  # the workers' last stats report
-            counts.append(sum(row["num_requests"] for row in _get(web + "/stats/requests")["stats"]
-                              if row["name"] != "Aggregated"))
+            counts.append(
+                sum(
+                    row["num_requests"]
+                    for row in _get(web + "/stats/requests")["stats"]
+                    if row["name"] != "Aggregated"
+                )
+            )
     finally:
         for process in (worker, master):
             process.terminate()

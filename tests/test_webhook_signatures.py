@@ -20,9 +20,22 @@ TOKEN = secrets.token_hex(16)
 @pytest.fixture()
 def demo_bot(redis_url: str) -> Iterator[ManagedProcess]:
     """The demo bot on a free port with rate limiting off (one sender sends many here)."""
-    bot = start_demo_bot(redis_url, TOKEN, extra_args=("--rate-limit-per-min", "0", "--work-ms-text", "0",
-                                                         "--work-ms-document", "0", "--work-ms-image", "0",
-                                                         "--work-ms-other", "0"))
+    bot = start_demo_bot(
+        redis_url,
+        TOKEN,
+        extra_args=(
+            "--rate-limit-per-min",
+            "0",
+            "--work-ms-text",
+            "0",
+            "--work-ms-document",
+            "0",
+            "--work-ms-image",
+            "0",
+            "--work-ms-other",
+            "0",
+        ),
+    )
     yield bot
     bot.stop()
 
