@@ -56,12 +56,17 @@ def ping_redis(url: str, timeout_s: float = 2.0) -> bool:
         client.close()
 
 
-def collector_redis(config: SuiteConfig, stack: contextlib.ExitStack, state_dir: Path = STATE_DIR) -> str:
+def collector_redis(
+    config: SuiteConfig,
+    stack: contextlib.ExitStack,
+    state_dir: Path = STATE_DIR,
+    default_url: str = DEFAULT_REDIS_URL,
+) -> str:
     """URL of the collector's Redis: the configured one (it must answer, else exit 69), the
     default address if a Redis answers there, else a private embedded one keeping its data in
     ``state_dir/redis`` so run history persists. Intervals an earlier run had to spill to disk
     (Redis was away at its end) are written now."""
-    url = _collector_redis_url(config, stack, state_dir)
+    url = _collector_redis_url(config, stack, state_dir, default_url)
     spill_dir = config.collector.spill_dir
     if spill_dir.is_dir() and any(spill_dir.iterdir()):
         client = redis.Redis.from_url(url)
@@ -74,7 +79,9 @@ def collector_redis(config: SuiteConfig, stack: contextlib.ExitStack, state_dir:
     return url
 
 
-def _collector_redis_url(config: SuiteConfig, stack: contextlib.ExitStack, state_dir: Path) -> str:
+def _collector_redis_url(
+    config: SuiteConfig, stack: contextlib.ExitStack, state_dir: Path, default_url: str
+) -> str:
     configured = config.collector_redis_url
     if configured:
         if not ping_redis(configured):
@@ -83,8 +90,8 @@ def _collector_redis_url(config: SuiteConfig, stack: contextlib.ExitStack, state
                 f"{source}: Redis at {redact_url(configured)} does not answer; start it or fix the URL"
             )
         return configured
-    if ping_redis(DEFAULT_REDIS_URL, timeout_s=0.5):
-        return DEFAULT_REDIS_URL
+    if ping_redis(default_url, timeout_s=0.5):
+        return default_url
     server = start_redis(data_dir=state_dir / "redis")
     stack.callback(server.stop)
     return server.url
