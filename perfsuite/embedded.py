@@ -97,6 +97,7 @@ def start_redis(
     args = [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
     log_path: Path | None = None
     if data_dir is not None:
+        data_dir = data_dir.resolve()  # redis-server changes into --dir before opening its log
         data_dir.mkdir(parents=True, exist_ok=True)
         log_path = data_dir / "redis.log"
         args += ["--dir", str(data_dir), "--appendonly", "yes", "--logfile", str(log_path)]

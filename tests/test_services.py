@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 import redis
@@ -19,12 +20,12 @@ def test_no_redis_anywhere_starts_a_private_one_that_keeps_history(tmp_path: Pat
     config = load_config(environ={})
     dead_default = f"redis://127.0.0.1:{free_port()}/0"
     with contextlib.ExitStack() as stack:
-        url = collector_redis(config, stack, tmp_path, default_url=dead_default)
+        url = collector_redis(config, stack, Path(os.path.relpath(tmp_path)), default_url=dead_default)
         assert url != dead_default and ping_redis(url)
         redis.Redis.from_url(url).set("perfsuite:probe", "kept")
     assert not ping_redis(url, timeout_s=0.3)  # stopped with the run
     with contextlib.ExitStack() as stack:
-        again = collector_redis(config, stack, tmp_path, default_url=dead_default)
+        again = collector_redis(config, stack, Path(os.path.relpath(tmp_path)), default_url=dead_default)
         assert redis.Redis.from_url(again).get("perfsuite:probe") == b"kept"
     assert (tmp_path / "redis").is_dir()
 
