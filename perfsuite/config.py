@@ -193,7 +193,10 @@ class ArrivalConfig(_Section):
     duration_s: float = Field(60, gt=0, le=86_400)
     distribution: Literal["uniform", "poisson"] = "poisson"
     max_concurrency: int = Field(1000, ge=1, le=100_000)
-    """Requests in flight at most per process; an arrival that finds the pool full is dropped."""
+    """Requests in flight at most per process. An arrival that finds every slot busy waits for one
+    (it starts late and is counted; its latency still runs from its intended start)."""
+    max_waiting: int = Field(10_000, ge=0, le=1_000_000)
+    """Arrivals waiting for a free slot at most per process; an arrival beyond it is dropped (counted)."""
     max_lag_ms: float = Field(10.0, gt=0)
     """Scheduling lag beyond this marks the run's latency as untrustworthy."""
     max_cpu_percent: float = Field(90.0, gt=0, le=100)
@@ -303,6 +306,8 @@ class BaselineTargets(_Section):
     redis_success_rate: float = Field(0.99, ge=0, le=1)
     capacity_users: float = 500
     recovery_time_s: float = 60
+    redis_connection_failure_rate: float = Field(0.01, ge=0, le=1)
+    """The seed states no target: the complement of the Redis success target (99%)."""
 
 
 class BaselineConfig(_Section):
@@ -314,6 +319,14 @@ class BaselineConfig(_Section):
     """A difference smaller than this share of the baseline (0.10 = 10%) is never a regression."""
     confidence: float = Field(0.95, gt=0.5, lt=1)
     """Confidence level of the run-to-run interval a difference must leave."""
+    min_rate_effect: float = Field(0.01, ge=0, le=1)
+    """A success-rate change smaller than this many points (0.01 = 1 point) is never a regression."""
+    replicates: int = Field(1000, ge=100, le=100_000)
+    """Bootstrap resamples of the runs' intervals that estimate the run-to-run interval."""
+    min_intervals: int = Field(5, ge=2, le=10_000)
+    """Runs with fewer non-empty intervals cannot tell a change from noise (verdict: inconclusive)."""
+    max_intervals: int = Field(100, ge=5, le=10_000)
+    """A run is cut into at most this many equal intervals (1 s each for runs up to this length)."""
 
 
 class ScenarioInfo(_Section):

@@ -116,6 +116,33 @@ def test_pool_is_bounded_counts_waits_and_times_out(redis_url: str) -> None:
     pool.close()
 
 
+def test_pool_serves_waiting_callers_first_come_first_served(redis_url: str) -> None:
+    """A released connection goes to the longest-waiting caller; later callers cannot jump the queue."""
+    pool = BoundedPool(redis_url, max_connections=1, keep_idle=1, wait_timeout_s=5.0)
+    held, _ = pool.acquire()
+    served: list[str] = []
+
+    def wait_for_connection(name: str) -> None:
+        connection, _ = pool.acquire()
+        served.append(name)
+        pool.release(connection)
+
+    first = threading.Thread(target=wait_for_connection, args=("first",))
+    first.start()
+    while pool.stats().waiting < 1:
+        time.sleep(0.001)
+    second = threading.Thread(target=wait_for_connection, args=("second",))
+    second.start()
+    while pool.stats().waiting < 2:
+        time.sleep(0.001)
+    pool.release(held)
+    first.join(5)
+    second.join(5)
+    assert served == ["first", "second"]
+    assert pool.stats().waits == 2
+    pool.close()
+
+
 def test_pool_reconnects_a_connection_dropped_after_an_error(redis_url: str) -> None:
     """A connection released as broken is reconnected by its next user, and counted as such."""
     pool = BoundedPool(redis_url, max_connections=1, keep_idle=1)
@@ -386,7 +413,8 @@ def test_job_with_injection_trips_and_recovers_and_accounts_for_every_failure(
 @pytest.mark.slow
 def test_job_leaves_other_keys_untouched_and_removes_its_own(redis_url: str, tmp_path: Path) -> None:
     """Keys that existed before (even under the benchmark's prefix) keep their bytes and TTLs; no
-    benchmark key remains; without injection the breaker never trips."""
+    benchmark key remains; without injection the breaker never trips. Runs as a Locust master and
+    two workers, which share one key namespace (preloaded and removed by the master)."""
     client = redis.Redis.from_url(redis_url)
     client.set("app:user:1", b"\x00\xffbinary")
     client.set("app:session", "s", px=3_600_000)
@@ -396,7 +424,7 @@ def test_job_leaves_other_keys_untouched_and_removes_its_own(redis_url: str, tmp
     client.set("perfsuite:bench:k:1", "not ours either")
     before = _snapshot(client)
     config = _job_config(redis_url, **{"redis_bench.test_circuit_breaker": False})
-    result = run_redis(config, RunOptions(state_dir=tmp_path))  # type: ignore[arg-type]
+    result = run_redis(config, RunOptions(workers=2, state_dir=tmp_path))  # type: ignore[arg-type]
     after = {key: value for key, value in _snapshot(client).items() if not key.startswith(b"perfsuite:run")}
     assert {key: dump for key, (dump, _) in after.items()} == {key: dump for key, (dump, _) in before.items()}
     for key, (_, expires_at_ms) in before.items():
@@ -408,6 +436,8 @@ def test_job_leaves_other_keys_untouched_and_removes_its_own(redis_url: str, tmp
     assert result.extra["redis"]["keys_left_behind"] == 0
     assert result.extra["breaker"]["trips"] == 0
     assert result.extra["redis"]["injected_failures"] == 0
+    assert result.extra["redis"]["operations_total"] == 10 * 300
+    assert result.extra["pool"]["processes"] == 2
     names = {check.name: check for check in result.checks}
     assert names["circuit breaker never tripped (no faults injected)"].met
     assert names["benchmark keys removed (none left behind)"].met
