@@ -1,24 +1,59 @@
-"""The ``perfsuite`` command: ``perfsuite run --test-type webhook`` and friends.
+"""The ``perfsuite`` command: run tests, list and compare stored runs, write reports.
 
-Exit codes: 0 EXCELLENT/GOOD, 1 FAIR, 2 POOR, 130 interrupted (partial results still written),
-64 bad command line or configuration, 69 a required service unreachable at preflight.
+Verbs:
+
+  perfsuite run --test-type webhook|redis|capacity|baseline|all [--output-file F] [--html-file F]
+                [--junit-file F] [--baseline-run ID | --baseline-file F] ...
+  perfsuite runs list [--limit N] [--test-type T] [--format text|json]
+  perfsuite compare BASELINE CURRENT [--format text|json|html|junit] [--output-file F]
+  perfsuite report RUN [--format text|json|html|junit] [--output-file F]
+
+BASELINE, CURRENT and RUN are stored run ids or result JSON files; CURRENT and RUN may also be
+``latest``. ``--test-type baseline`` compares the latest stored run(s) with the seed's figures (or
+with --baseline-run / --baseline-file); ``all`` runs webhook, redis and capacity (each when this
+build has it) and then that comparison.
+
+Exit codes: 0 EXCELLENT/GOOD, 1 FAIR, 2 POOR (run, compare), 130 interrupted (partial results
+still written), 64 bad command line or configuration, 69 a required service unreachable at
+preflight. ``runs list`` and ``report`` exit 0 when they printed or wrote what was asked.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
+import json
 import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from pydantic import SecretStr
 
 from perfsuite.config import SuiteConfig, load_config
 from perfsuite.errors import EXIT_INTERRUPTED, EXIT_USAGE, ConfigError, PerfsuiteError
-from perfsuite.result import JobResult, write_json
+from perfsuite.result import JobResult, write_json, write_text
+
+if TYPE_CHECKING:
+    from baseline.comparator import Comparison, RunSide
+    from baseline.history import RunHistory
+    from baseline.job import BaselineRequest
+    from perfsuite.report_html import ChartRun
+    from perfsuite.webhook_job import RunOptions
 
 TEST_TYPES = ("webhook", "redis", "capacity", "baseline", "all")
+LOAD_TEST_TYPES = ("webhook", "redis", "capacity")
+FORMATS = ("text", "json", "html", "junit")
+
+JOB_RUNNERS: dict[str, tuple[str, str]] = {
+    "webhook": ("perfsuite.webhook_job", "run_webhook"),
+    "redis": ("redis_bench.job", "run_redis"),
+    "capacity": ("capacity.job", "run_capacity"),
+}
+"""Test type -> (module, function(config, options) -> JobResult); a missing one is not available."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,38 +100,126 @@ def _positive_float(flag: str) -> Callable[[str], float]:
     return parse
 
 
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", type=Path, default=None, help="scenarios.yaml to use (default: the repository's)"
+    )
+    parser.add_argument(
+        "--scenario", default=None, help="scenario overlay from scenarios.yaml (default: default)"
+    )
+    parser.add_argument("--verbose", action="store_true", help="show Locust's and the suite's logs")
+
+
+def _add_output_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=FORMATS, default="text", help="report format (default: text)")
+    parser.add_argument(
+        "--output-file", type=Path, default=None, help="write the report here (default: standard output)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser (every verb)."""
-    parser = _Parser(prog="perfsuite", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog="perfsuite", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
 
     run = verbs.add_parser("run", help="run a test and print the graded report")
-    run.add_argument("--test-type", default="webhook", choices=TEST_TYPES,
-                     help="which test to run (default: webhook)")
-    run.add_argument("--config", type=Path, default=None, help="scenarios.yaml to use (default: the repository's)")
-    run.add_argument("--scenario", default=None, help="scenario overlay from scenarios.yaml (default: default)")
-    run.add_argument("--host", default=None,
-                     help="bot base URL, e.g. http://127.0.0.1:8000 (default: start the embedded demo bot)")
+    run.add_argument(
+        "--test-type", default="webhook", choices=TEST_TYPES, help="which test to run (default: webhook)"
+    )
+    _add_config_flags(run)
+    run.add_argument(
+        "--host",
+        default=None,
+        help="bot base URL, e.g. http://127.0.0.1:8000 (default: start the embedded demo bot)",
+    )
     run.add_argument("--output-file", type=Path, default=None, help="write the JSON result here")
-    run.add_argument("--verbose", action="store_true", help="show Locust's and the suite's logs")
-    run.add_argument("--users", type=_positive_int("--users"), default=None,
-                     help="webhook.concurrent_users")
-    run.add_argument("--requests-per-user", type=_positive_int("--requests-per-user"), default=None,
-                     help="webhook.requests_per_user")
-    run.add_argument("--ramp-up", type=_non_negative_float("--ramp-up"), default=None,
-                     help="webhook.ramp_up_time in seconds")
-    run.add_argument("--burst-intensity", type=_positive_int("--burst-intensity"), default=None,
-                     help="webhook.burst_intensity")
+    run.add_argument("--html-file", type=Path, default=None, help="write the HTML report (with charts) here")
+    run.add_argument(
+        "--junit-file", type=Path, default=None, help="write JUnit XML (one case per check) here"
+    )
+    run.add_argument("--users", type=_positive_int("--users"), default=None, help="webhook.concurrent_users")
+    run.add_argument(
+        "--requests-per-user",
+        type=_positive_int("--requests-per-user"),
+        default=None,
+        help="webhook.requests_per_user",
+    )
+    run.add_argument(
+        "--ramp-up",
+        type=_non_negative_float("--ramp-up"),
+        default=None,
+        help="webhook.ramp_up_time in seconds",
+    )
+    run.add_argument(
+        "--burst-intensity",
+        type=_positive_int("--burst-intensity"),
+        default=None,
+        help="webhook.burst_intensity",
+    )
     run.add_argument("--no-burst", action="store_true", help="skip the burst phase")
-    run.add_argument("--arrival-rate", type=_positive_float("--arrival-rate"), default=None,
-                     help="open model: requests per second (arrival.rate_per_s); latency from intended start")
-    run.add_argument("--run-time", type=_positive_float("--run-time"), default=None,
-                     help="seconds of arrival-rate load (arrival.duration_s)")
-    run.add_argument("--demo-bot-mode", choices=("optimized", "legacy"), default=None,
-                     help="target.demo_bot_mode of the embedded demo bot")
-    run.add_argument("--workers", type=int, default=0,
-                     help="run Locust as a master plus this many worker processes (default: one process)")
+    run.add_argument(
+        "--arrival-rate",
+        type=_positive_float("--arrival-rate"),
+        default=None,
+        help="open model: requests per second (arrival.rate_per_s); latency from intended start",
+    )
+    run.add_argument(
+        "--run-time",
+        type=_positive_float("--run-time"),
+        default=None,
+        help="seconds of arrival-rate load (arrival.duration_s)",
+    )
+    run.add_argument(
+        "--demo-bot-mode",
+        choices=("optimized", "legacy"),
+        default=None,
+        help="target.demo_bot_mode of the embedded demo bot",
+    )
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="run Locust as a master plus this many worker processes (default: one process)",
+    )
     run.add_argument("--run-id", default=None, help="run id to store the run under (default: a new one)")
+    run.add_argument(
+        "--baseline-run",
+        default=None,
+        metavar="ID",
+        help="baseline and all: compare with this stored run instead of the seed's figures",
+    )
+    run.add_argument(
+        "--baseline-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="baseline and all: compare with this result JSON file instead of the seed's figures",
+    )
+
+    runs = verbs.add_parser("runs", help="run history")
+    runs_verbs = runs.add_subparsers(dest="runs_verb", required=True, parser_class=_Parser)
+    listing = runs_verbs.add_parser("list", help="list stored runs, newest first")
+    _add_config_flags(listing)
+    listing.add_argument(
+        "--limit", type=_positive_int("--limit"), default=20, help="runs to show (default: 20)"
+    )
+    listing.add_argument(
+        "--test-type", choices=LOAD_TEST_TYPES, default=None, help="only runs of this test type"
+    )
+    listing.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+
+    compare = verbs.add_parser("compare", help="compare two runs (noise-aware) and grade the change")
+    compare.add_argument("baseline", metavar="BASELINE", help="run id or result JSON file of the earlier run")
+    compare.add_argument("current", metavar="CURRENT", help="run id, result JSON file, or 'latest'")
+    _add_config_flags(compare)
+    _add_output_flags(compare)
+
+    report = verbs.add_parser("report", help="write the report of a stored run or a result file")
+    report.add_argument("run", metavar="RUN", help="run id, 'latest', or a result JSON file")
+    _add_config_flags(report)
+    _add_output_flags(report)
     return parser
 
 
@@ -115,22 +238,312 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     return {key: value for key, value in pairs.items() if value is not None}
 
 
-def _run(args: argparse.Namespace) -> int:
-    from perfsuite.report import render
-    from perfsuite.webhook_job import RunOptions, run_webhook
+def job_runner(test_type: str) -> Callable[..., JobResult] | None:
+    """The job function of ``test_type``, or None when this build does not have it."""
+    module_name, function = JOB_RUNNERS[test_type]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        if exc.name and module_name.startswith(exc.name):  # the module itself is missing, not a bug in it
+            return None
+        raise
+    runner = getattr(module, function, None)
+    return runner if callable(runner) else None
 
-    if args.workers < 0 or args.workers > 64:
-        raise ConfigError(f"--workers must be between 0 and 64, got {args.workers}")
-    config: SuiteConfig = load_config(args.config, args.scenario, overrides_from(args))
-    options = RunOptions(host=args.host, workers=args.workers, verbose=args.verbose, run_id=args.run_id)
-    if args.test_type != "webhook":
-        raise ConfigError(f"--test-type {args.test_type}: not available in this build yet (available: webhook)")
-    result: JobResult = run_webhook(config, options)
-    print(render(result))
+
+def _pinned(config: SuiteConfig, redis_url: str) -> SuiteConfig:
+    """``config`` with the collector's Redis fixed to ``redis_url`` (so every job and the history
+    use the one server this command found or started)."""
+    secrets = config.secrets.model_copy(update={"redis_url": SecretStr(redis_url)})
+    return config.model_copy(update={"secrets": secrets})
+
+
+def _open_history(config: SuiteConfig, stack: contextlib.ExitStack) -> tuple[SuiteConfig, RunHistory]:
+    from baseline.history import RunHistory
+    from perfsuite.services import STATE_DIR, collector_redis
+
+    url = collector_redis(config, stack, STATE_DIR)
+    return _pinned(config, url), RunHistory(url, config.redis.key_prefix, config.baseline)
+
+
+def _attach_intervals(result: JobResult, history: RunHistory) -> None:
+    """Add the run's intervals and marks (for result files and charts) when the run is stored."""
+    from baseline.history import marks_of, selection_for
+    from baseline.intervals import IntervalSamples
+
+    try:
+        document, data = history.load(result.run_id)
+    except ConfigError:
+        return
+    samples = IntervalSamples.from_run(data, selection_for(document), history.settings.max_intervals)
+    result.extra["intervals"] = samples.to_dict()
+    result.extra["marks"] = marks_of(data)
+
+
+def _charts_of(result: JobResult, comparison: Comparison | None) -> list[ChartRun]:
+    from baseline.job import comparison_charts, result_charts
+
+    # a comparison's charts hold its current runs (for `all`, the parts) and its baseline runs
+    return comparison_charts(comparison) if comparison is not None else result_charts(result)
+
+
+def _write_outputs(
+    result: JobResult,
+    args: argparse.Namespace,
+    comparison: Comparison | None = None,
+) -> None:
+    from perfsuite.report_html import render_html
+    from perfsuite.report_junit import render_junit
+
     if args.output_file is not None:
         write_json(result.to_dict(), args.output_file)
         print(f"\nresult written to {args.output_file}")
+    if args.html_file is not None:
+        write_text(render_html(result, _charts_of(result, comparison)), args.html_file, "--html-file")
+        print(f"HTML report written to {args.html_file}")
+    if args.junit_file is not None:
+        write_text(render_junit(result), args.junit_file, "--junit-file")
+        print(f"JUnit XML written to {args.junit_file}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from baseline.job import BaselineRequest, comparison_result, run_baseline
+    from perfsuite.report import render
+    from perfsuite.webhook_job import RunOptions
+
+    if args.workers < 0 or args.workers > 64:
+        raise ConfigError(f"--workers must be between 0 and 64, got {args.workers}")
+    if (args.baseline_run or args.baseline_file) and args.test_type not in ("baseline", "all"):
+        flag = "--baseline-run" if args.baseline_run else "--baseline-file"
+        raise ConfigError(f"{flag}: only with --test-type baseline or all (got --test-type {args.test_type})")
+    if args.baseline_run and args.baseline_file:
+        raise ConfigError("--baseline-run and --baseline-file: give one of them, not both")
+    if args.run_id and args.test_type in ("baseline", "all"):
+        raise ConfigError(f"--run-id names one run: not allowed with --test-type {args.test_type}")
+    config: SuiteConfig = load_config(args.config, args.scenario, overrides_from(args))
+    request = BaselineRequest(baseline_run=args.baseline_run, baseline_file=args.baseline_file)
+    with contextlib.ExitStack() as stack:
+        config, history = _open_history(config, stack)
+        options = RunOptions(host=args.host, workers=args.workers, verbose=args.verbose, run_id=args.run_id)
+        if args.test_type == "baseline":
+            comparison = run_baseline(history, config.baseline, request)
+            result = comparison_result(comparison, config.snapshot())
+            print(render(result))
+            _write_outputs(result, args, comparison)
+            return result.exit_code
+        if args.test_type != "all":
+            runner = job_runner(args.test_type)
+            if runner is None:
+                available = ", ".join(t for t in LOAD_TEST_TYPES if job_runner(t) is not None)
+                raise ConfigError(
+                    f"--test-type {args.test_type}: not available in this build (available: {available})"
+                )
+            result = runner(config, options)
+            _store(history, result)
+            print(render(result))
+            _write_outputs(result, args)
+            return result.exit_code
+        return _run_all(config, options, history, request, args)
+
+
+def _store(history: RunHistory, result: JobResult) -> None:
+    """Keep the result with its run; a run the collector never created only gets a warning."""
+    try:
+        history.store(result)
+    except PerfsuiteError as exc:
+        result.warnings.append(f"result not stored with the run (run history will lack it): {exc}")
+        return
+    _attach_intervals(result, history)
+
+
+def _run_all(
+    config: SuiteConfig,
+    options: RunOptions,
+    history: RunHistory,
+    request: BaselineRequest,
+    args: argparse.Namespace,
+) -> int:
+    """``--test-type all``: every available job, then the comparison of exactly these runs."""
+    from baseline.job import BaselineRequest, comparison_result, run_baseline
+    from baseline.targets import TEST_TYPES as COMPARED
+    from perfsuite.report import render, render_comparison
+
+    parts: list[JobResult] = []
+    notes: list[str] = []
+    interrupted = False
+    for test_type in LOAD_TEST_TYPES:
+        runner = job_runner(test_type)
+        if runner is None:
+            notes.append(f"{test_type}: not available in this build; its seed targets count as not met")
+            print(f"perfsuite {test_type} test: not available in this build\n")
+            continue
+        try:
+            part = runner(config, options)
+        except KeyboardInterrupt:
+            if not parts:
+                raise
+            interrupted = True
+            notes.append(f"interrupted during the {test_type} test: later tests did not run")
+            break
+        _store(history, part)
+        print(render(part) + "\n")
+        parts.append(part)
+        if part.interrupted:
+            notes.append(f"interrupted during the {test_type} test: later tests did not run")
+            break
+    sides = [history.side(part.run_id) for part in parts]
+    scope = None if (request.baseline_run or request.baseline_file) else COMPARED
+    only_these = BaselineRequest(
+        baseline_run=request.baseline_run,
+        baseline_file=request.baseline_file,
+        scope=scope,
+        fill_from_history=False,
+    )
+    comparison = run_baseline(history, config.baseline, only_these, extra_current=sides)
+    summary = comparison_result(comparison, config.snapshot())
+    result = JobResult(
+        test_type="all",
+        run_id=",".join(part.run_id for part in parts),
+        scenario=config.scenario,
+        host=parts[0].host if parts else "",
+        checks=summary.checks,
+        warnings=notes,
+        interrupted=interrupted,
+        config=config.snapshot(),
+        extra={"comparison": summary.extra["comparison"]},
+        parts=parts,
+    )
+    print(render_comparison(summary.extra["comparison"]))
+    for note in notes:
+        print(f"note: {note}")
+    grades = ", ".join(f"{part.test_type} {part.grade.value}" for part in parts)
+    grades += f", comparison {comparison.grade.value}"
+    print(f"\nOVERALL GRADE: {result.grade.value}  (worst of: {grades})")
+    _write_outputs(result, args, comparison)
     return result.exit_code
+
+
+def _side(history: RunHistory, text: str, flag: str) -> RunSide:
+    from baseline.history import sides_from_file
+
+    path = Path(text)
+    if text.endswith(".json") or path.is_file():
+        sides = sides_from_file(path, flag)
+        if len(sides) != 1:
+            kinds = ", ".join(side.test_type for side in sides)
+            raise ConfigError(
+                f"{flag} {path}: holds {len(sides)} runs ({kinds}); compare one run with one run"
+            )
+        return sides[0]
+    return history.side(text)
+
+
+def _emit(
+    result: JobResult, args: argparse.Namespace, charts: Sequence[ChartRun], text: Callable[[], str]
+) -> None:
+    """Print or write ``result`` in ``args.format``."""
+    if args.format == "text":
+        output = text()
+    elif args.format == "json":
+        output = json.dumps(result.to_dict(), indent=2, default=str) + "\n"
+    elif args.format == "html":
+        from perfsuite.report_html import render_html
+
+        output = render_html(result, charts)
+    else:
+        from perfsuite.report_junit import render_junit
+
+        output = render_junit(result)
+    if args.output_file is None:
+        sys.stdout.write(output if output.endswith("\n") else output + "\n")
+        return
+    write_text(output if output.endswith("\n") else output + "\n", args.output_file)
+    if args.format != "text":
+        print(text())
+    print(f"\n{args.format} report written to {args.output_file}")
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from baseline.comparator import compare
+    from baseline.job import comparison_charts, comparison_result
+    from perfsuite.report import render
+
+    config = load_config(args.config, args.scenario)
+    with contextlib.ExitStack() as stack:
+        config, history = _open_history(config, stack)
+        baseline = _side(history, args.baseline, "BASELINE")
+        if args.current == "latest":
+            exclude = (baseline.run_id,) if baseline.source == "run" else ()
+            run_id = history.latest(baseline.test_type, exclude=exclude)
+            if run_id is None:
+                raise ConfigError(f"CURRENT latest: no other {baseline.test_type} run is stored")
+            current = history.side(run_id)
+        else:
+            current = _side(history, args.current, "CURRENT")
+        if baseline.test_type != current.test_type:
+            raise ConfigError(
+                f"BASELINE is a {baseline.test_type} run and CURRENT a {current.test_type} run: "
+                "compare runs of the same test type"
+            )
+        comparison = compare([current], config.baseline, [baseline])
+        result = comparison_result(comparison, config.snapshot())
+        _emit(result, args, comparison_charts(comparison), lambda: render(result))
+        return result.exit_code
+
+
+def _report(args: argparse.Namespace) -> int:
+    from baseline.job import result_charts
+    from perfsuite.report import render
+    from perfsuite.result import read_json
+
+    config = load_config(args.config, args.scenario)
+    path = Path(args.run)
+    if args.run.endswith(".json") or path.is_file():
+        result = JobResult.from_dict(read_json(path, "RUN"), str(path))
+        _emit(result, args, result_charts(result), lambda: render(result))
+        return 0
+    with contextlib.ExitStack() as stack:
+        config, history = _open_history(config, stack)
+        run_id = args.run
+        if run_id == "latest":
+            runs = history.list(limit=1)
+            if not runs:
+                raise ConfigError("RUN latest: no run is stored yet (run `perfsuite run` first)")
+            run_id = runs[0].run_id
+        result, _ = history.result(run_id)
+        _emit(result, args, result_charts(result), lambda: render(result))
+        return 0
+
+
+def _runs_list(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.scenario)
+    with contextlib.ExitStack() as stack:
+        config, history = _open_history(config, stack)
+        runs = history.list(limit=args.limit, test_type=args.test_type)
+    if args.format == "json":
+        print(json.dumps([run.to_dict() for run in runs], indent=2))
+        return 0
+    if not runs:
+        print("no runs stored yet: `perfsuite run` stores one")
+        return 0
+    from perfsuite.report import table
+
+    rows = [
+        [
+            run.run_id,
+            run.test_type,
+            run.scenario,
+            run.demo_bot_mode,
+            run.started_at[:19].replace("T", " "),
+            run.status,
+            f"{run.requests:,}",
+            run.grade,
+        ]
+        for run in runs
+    ]
+    headers = ["run id", "test type", "scenario", "demo bot", "started (UTC)", "status", "requests", "grade"]
+    print("\n".join(table(headers, rows, left=range(len(headers) - 2))))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -146,6 +559,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.verb == "run":
             return _run(args)
+        if args.verb == "runs":
+            return _runs_list(args)
+        if args.verb == "compare":
+            return _compare(args)
+        if args.verb == "report":
+            return _report(args)
         parser.error(f"unknown verb {args.verb!r}")
     except PerfsuiteError as exc:
         print(f"perfsuite: {exc}", file=sys.stderr)

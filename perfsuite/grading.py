@@ -8,13 +8,26 @@ The rule (also in the README):
 - **POOR**: anything less (or no check could be evaluated).
 
 Exit codes follow the seed: EXCELLENT and GOOD exit 0, FAIR 1, POOR 2.
+
+The same rule grades a comparison (``--test-type baseline``, ``perfsuite compare``); its checks are:
+
+- one **target** check per seed target of the compared test types: the current value against the
+  seed's expected post-optimization figure (``baseline.targets``). A target whose test was not run
+  or could not be measured is a check NOT met, so comparing one test type against the seed's whole
+  mapping cannot earn more than its share (1 of 10 targets met is POOR, never GOOD);
+- one **no-regression** check per statistic compared with an earlier run (critical): it fails only
+  when the change is outside the run-to-run interval AND beyond the minimum effect
+  (``baseline/regression.py``).
+
+A result made of several jobs (``--test-type all``) gets the worst of its parts' grades and its
+own checks' grade (:func:`combined`).
 """
 
 from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -58,6 +71,8 @@ class Check:
     """The seed requirement it validates (4.1, 4.2, 4.3, 5.1, 5.2) or empty."""
     critical: bool = False
     """A GOOD grade needs every critical check met."""
+    note: str = ""
+    """More detail for people (an interval, where a figure came from); empty by default."""
 
     @property
     def met(self) -> bool:
@@ -76,11 +91,35 @@ class Check:
             return None
         if self.actual is None:
             return f"{self.name}: not measured"
-        return f"{self.name}: {format_value(self.actual, self.unit)} (target {self.comparison} {format_value(self.target, self.unit)})"
+        actual, target = format_value(self.actual, self.unit), format_value(self.target, self.unit)
+        return f"{self.name}: {actual} (target {self.comparison} {target})"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form, with ``met``."""
-        return {**asdict(self), "met": self.met}
+        """JSON-able form, with ``met`` (``note`` only when set)."""
+        data = {**asdict(self), "met": self.met}
+        if not self.note:
+            data.pop("note")
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Check:
+        """Inverse of :meth:`to_dict` (``met`` is recomputed, not read)."""
+        comparison = data.get("comparison")
+        if comparison not in ("<=", ">=", "=="):
+            raise ValueError(
+                f"check {data.get('name')!r}: comparison {comparison!r} is not one of <=, >=, =="
+            )
+        actual = data.get("actual")
+        return cls(
+            name=str(data["name"]),
+            actual=None if actual is None else float(actual),
+            comparison=comparison,
+            target=float(data["target"]),
+            unit=str(data.get("unit", "")),
+            requirement=str(data.get("requirement", "")),
+            critical=bool(data.get("critical", False)),
+            note=str(data.get("note", "")),
+        )
 
 
 def format_value(value: float, unit: str) -> str:
@@ -115,4 +154,12 @@ def worst(grades: Iterable[Grade]) -> Grade:
     return max(grades, key=order.index, default=Grade.POOR)
 
 
-__all__ = ["FAIR_SHARE", "GOOD_SHARE", "Check", "Grade", "format_value", "grade", "worst"]
+def combined(checks: Sequence[Check], part_grades: Sequence[Grade] = ()) -> Grade:
+    """The grade of a result made of parts: the worst of the parts' grades and of ``checks``' grade
+    (``checks`` are left out when empty and there are parts)."""
+    if not part_grades:
+        return grade(checks)
+    return worst([*part_grades, *([grade(checks)] if checks else [])])
+
+
+__all__ = ["FAIR_SHARE", "GOOD_SHARE", "Check", "Grade", "combined", "format_value", "grade", "worst"]

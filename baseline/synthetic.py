@@ -1,0 +1,132 @@
+"""Synthetic runs written through the real collector writer (tests, benchmarks, golden inputs).
+
+A :class:`SyntheticProfile` describes a run: its length, its request rate, a log-normal latency
+distribution, a per-second latency drift (real runs wander from second to second), an optional
+burst, a failure share and a slowdown factor; :func:`write_run` records every request through
+``CollectorWriter.record`` into Redis (with stage marks and an optional fault window) and
+creates and finishes the run's metadata as ``perfsuite run`` does. Same seed, same run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from perfsuite.collector import DEFAULT_PREFIX, CollectorWriter, create_run, finish_run
+
+
+@dataclass(frozen=True, slots=True)
+class SyntheticProfile:
+    """The shape of a synthetic run."""
+
+    seconds: int = 60
+    rps: int = 200
+    """Requests per second (all names together)."""
+    median_ms: float = 20.0
+    sigma: float = 0.5
+    """Shape of the log-normal latency distribution."""
+    drift: float = 0.15
+    """Standard deviation of the per-second log latency factor (second-to-second wander)."""
+    slowdown: float = 1.0
+    """Multiplies every latency (1.3 = a 30% slowdown)."""
+    failure_rate: float = 0.0
+    rejected_rate: float = 0.0
+    """Share answered with an expected rejection (a 403 to a bad signature)."""
+    burst_at_s: int | None = None
+    """Second at which a burst starts (None: no burst)."""
+    burst_seconds: int = 2
+    burst_factor: float = 4.0
+    """Burst seconds carry this many times the requests, each this many times slower."""
+    fault_at_s: int | None = None
+    """Second at which a fault window opens (marks ``fault_start`` / ``fault_end``)."""
+    fault_seconds: int = 5
+    names: tuple[str, ...] = ("webhook text", "webhook document", "webhook image")
+    request_type: str = "POST"
+
+
+def write_run(
+    redis_url: str,
+    run_id: str,
+    profile: SyntheticProfile,
+    *,
+    seed: int = 0,
+    key_prefix: str = DEFAULT_PREFIX,
+    test_type: str = "webhook",
+    scenario: str = "synthetic",
+    start_s: int | None = None,
+    spill_dir: Path = Path(".perfsuite") / "spill",
+    config_json: str = "{}",
+) -> int:
+    """Record one synthetic run into the collector at ``redis_url``; returns its request count.
+
+    ``start_s`` (epoch seconds) places the run in time (default: ending 10 s ago).
+    """
+    rng = np.random.default_rng(seed)
+    start = int(time.time()) - profile.seconds - 10 if start_s is None else int(start_s)
+    create_run(
+        redis_url,
+        key_prefix,
+        run_id,
+        test_type,
+        scenario,
+        "http://synthetic",
+        config_json,
+        started_at=datetime.fromtimestamp(start, UTC),
+    )
+    writer = CollectorWriter(redis_url, run_id, key_prefix=key_prefix, spill_dir=spill_dir, start=False)
+    record = writer.record
+    names = profile.names
+    total = 0
+    writer.mark("stage", at_s=start, name="ramp")
+    for second in range(profile.seconds):
+        in_burst = (
+            profile.burst_at_s is not None
+            and profile.burst_at_s <= second < profile.burst_at_s + profile.burst_seconds
+        )
+        if profile.burst_at_s is not None and second == profile.burst_at_s:
+            writer.mark("stage", at_s=start + second, name="burst")
+        if profile.burst_at_s is not None and second == profile.burst_at_s + profile.burst_seconds:
+            writer.mark("stage", at_s=start + second, name="steady")
+        if profile.fault_at_s is not None and second == profile.fault_at_s:
+            writer.mark("fault_start", at_s=start + second, fault="redis-pause")
+        if profile.fault_at_s is not None and second == profile.fault_at_s + profile.fault_seconds:
+            writer.mark("fault_end", at_s=start + second, fault="redis-pause")
+        n = int(profile.rps * (profile.burst_factor if in_burst else 1.0))
+        factor = float(np.exp(rng.normal(0.0, profile.drift))) * profile.slowdown
+        if in_burst:
+            factor *= profile.burst_factor
+        latencies_us = (rng.lognormal(np.log(profile.median_ms * 1000.0), profile.sigma, n) * factor).tolist()
+        outcome_draw = rng.random(n)
+        which = rng.integers(0, len(names), n)
+        at = start + second + 0.5
+        for i in range(n):
+            draw = outcome_draw[i]
+            outcome = (
+                "failure"
+                if draw < profile.failure_rate
+                else "rejected"
+                if draw < profile.failure_rate + profile.rejected_rate
+                else "success"
+            )
+            record(
+                profile.request_type,
+                names[which[i]],
+                latencies_us[i],
+                at_s=at,
+                outcome=outcome,
+                error="HTTP 500" if outcome == "failure" else None,
+            )
+        total += n
+        if second % 60 == 59:
+            writer.flush()
+    writer.mark("stage", at_s=start + profile.seconds, name="done")
+    writer.close()
+    finish_run(redis_url, key_prefix, run_id, "finished", locust_total_requests=total)
+    return total
+
+
+__all__ = ["SyntheticProfile", "write_run"]
