@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from typing import Any, NoReturn
 
+import gevent
 from locust.env import Environment
+from locust.runners import WorkerRunner
 
 from perfsuite.collector import locust_plugin
 from perfsuite.config import SuiteConfig, load_config
@@ -47,8 +50,24 @@ def _exit_usage(message: str) -> NoReturn:
     raise SystemExit(EXIT_USAGE)
 
 
+def stop_cleanly_on_sigterm(environment: Environment) -> None:
+    """Let SIGTERM stop a headless, shape-driven run like Ctrl-C does.
+
+    Locust installs its own SIGTERM handler only after a shape test ends, so until then SIGTERM
+    (how ``perfsuite`` stops a run on Ctrl-C or a timeout, and how docker stops a container)
+    would kill the process before the collector's final flush and Locust's own stats file.
+    Raising KeyboardInterrupt in the main greenlet takes Locust's normal shutdown path instead.
+    Workers are left alone: they stop when their master tells them to.
+    """
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    main = gevent.getcurrent()
+    gevent.signal_handler(signal.SIGTERM, lambda: gevent.kill(main, KeyboardInterrupt))
+
+
 def install_collector(environment: Environment, config: SuiteConfig, test_type: str) -> None:
     """Attach the Redis collector to this Locust process (every role: local, master, worker)."""
+    stop_cleanly_on_sigterm(environment)
     locust_plugin.install(
         environment,
         redis_url=config.collector_redis_url or DEFAULT_COLLECTOR_URL,
@@ -63,4 +82,4 @@ def install_collector(environment: Environment, config: SuiteConfig, test_type: 
     )
 
 
-__all__ = ["DEFAULT_COLLECTOR_URL", "config_from_environment", "install_collector"]
+__all__ = ["DEFAULT_COLLECTOR_URL", "config_from_environment", "install_collector", "stop_cleanly_on_sigterm"]

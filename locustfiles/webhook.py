@@ -8,11 +8,26 @@ the same moment; then the test stops. Every request goes to the Redis collector 
 (success, expected rejection, backpressure, failure) and timing breakdown (time to first byte,
 the bot's Server-Timing phases).
 
-Runs plainly too: ``TWILIO_AUTH_TOKEN=... locust -f locustfiles/webhook.py --host http://127.0.0.1:8000``.
+Arrival-rate mode (``arrival.rate_per_s`` set, e.g. ``perfsuite run --arrival-rate 200 --run-time 20``):
+an open model instead of the profile. :class:`WebhookArrivalShape` runs one
+:class:`WebhookArrivalUser` per load-generating process, whose driver (``locustfiles/arrival.py``)
+sends each message at its intended time; Locust's response time is then counted from that intended
+start (no coordinated omission), the time from the actual send goes to the ``rt_uncorrected``
+metric and the start delay to ``start_lag``. Each arrival comes from a pool of senders sized so that
+one sender writes about once every ``SENDER_GAP_S`` seconds (a per-user rate limit is not what is
+being measured).
+
+Every process (both modes) runs a :class:`~perfsuite.saturation.SaturationMonitor`: a
+``generator_sample`` mark per second (CPU, event-loop lag, requests in flight and waiting) and a
+``generator`` mark with its totals at test stop.
+
+Runs plainly too: ``TWILIO_AUTH_TOKEN=... locust -f locustfiles/webhook.py --host http://127.0.0.1:8000``
+(arrival-rate mode: add ``PERFSUITE_OVERRIDES='{"arrival.rate_per_s": 200, "arrival.duration_s": 20}'``).
 """
 
 from __future__ import annotations
 
+import math
 import random
 import sys
 import time
@@ -21,17 +36,30 @@ from typing import Any
 import gevent
 from locust import FastHttpUser, LoadTestShape, User, between, constant, events, task
 from locust.env import Environment
-from locust.runners import STATE_INIT
+from locust.runners import STATE_INIT, MasterRunner
 
+from locustfiles import arrival
+from locustfiles.arrival import ArrivalSettings, ArrivalShape, ArrivalUser
 from locustfiles.common import config_from_environment, install_collector
+from perfsuite.arrival import START_LAG_METRIC, UNCORRECTED_METRIC
 from perfsuite.collector import locust_plugin
 from perfsuite.errors import EXIT_USAGE
-from perfsuite.twilio import Outcome, TrafficGenerator, WebhookMessage, classify, parse_server_timing
+from perfsuite.saturation import GENERATOR_MARK, GENERATOR_SAMPLE_MARK, GeneratorSample, SaturationMonitor
+from perfsuite.twilio import Outcome, Sender, TrafficGenerator, WebhookMessage, classify, parse_server_timing
 
 CONFIG = config_from_environment()
 """The validated suite configuration every process of this test shares."""
 
+ARRIVAL_MODE = CONFIG.arrival.rate_per_s is not None
+"""True: open model at ``arrival.rate_per_s``; False: the seed's closed-model profile."""
+
+SENDER_GAP_S = 10.0
+"""Arrival-rate mode: each simulated sender writes about once every this many seconds."""
+
 _generator: TrafficGenerator | None = None
+_monitor: SaturationMonitor | None = None
+
+arrival.register(events)  # at import time: before the collector's listeners (installed at init)
 
 
 @events.init_command_line_parser.add_listener
@@ -49,6 +77,49 @@ def _on_init(environment: Environment, **_: Any) -> None:
         )
         raise SystemExit(EXIT_USAGE)
     install_collector(environment, CONFIG, test_type="webhook")
+
+
+def _sample_mark(environment: Environment) -> Any:
+    def on_sample(sample: GeneratorSample) -> None:
+        writer = locust_plugin.current_writer(environment)
+        if writer is None:
+            return
+        driver = arrival.current_driver()
+        writer.mark(
+            GENERATOR_SAMPLE_MARK,
+            at_s=sample.at_s,
+            cpu_percent=round(sample.cpu_percent, 1),
+            loop_lag_max_ms=round(sample.loop_lag_max_ms, 2),
+            in_flight=driver.in_flight if driver is not None else None,
+            waiting=driver.waiting if driver is not None else None,
+        )
+
+    return on_sample
+
+
+@events.test_start.add_listener
+def _start_monitor(environment: Environment, **_: Any) -> None:
+    global _monitor
+    if isinstance(environment.runner, MasterRunner):
+        return  # the master sends no requests: its CPU does not touch latency
+    if _monitor is not None:
+        _monitor.stop()
+    _monitor = SaturationMonitor(
+        max_cpu_percent=CONFIG.arrival.max_cpu_percent, on_sample=_sample_mark(environment)
+    )
+    _monitor.start()
+
+
+@events.test_stop.add_listener  # registered at import: runs before the collector closes its writer
+def _stop_monitor(environment: Environment, **_: Any) -> None:
+    global _monitor
+    if _monitor is None:
+        return
+    report = _monitor.stop()
+    _monitor = None
+    writer = locust_plugin.current_writer(environment)
+    if writer is not None:
+        writer.mark(GENERATOR_MARK, max_cpu_percent=CONFIG.arrival.max_cpu_percent, **report.to_fields())
 
 
 @events.test_start.add_listener
@@ -77,8 +148,14 @@ def request_name(message: WebhookMessage) -> str:
     return f"webhook {message.kind}"
 
 
-def send_message(user: FastHttpUser, message: WebhookMessage) -> Outcome:
-    """POST one signed message; classify the answer and record its timing breakdown."""
+def send_message(user: FastHttpUser, message: WebhookMessage, intended_at: float | None = None) -> Outcome:
+    """POST one signed message; classify the answer and record its timing breakdown.
+
+    ``intended_at`` (``time.perf_counter``; arrival-rate mode): Locust's response time is counted
+    from this intended start (corrected; from the actual send if that came first), the time from
+    the actual send goes to ``rt_uncorrected`` and the delay of the send to ``start_lag`` (both in
+    ``context["timings_us"]``).
+    """
     started = time.perf_counter()
     with user.client.post(
         CONFIG.target.webhook_path,
@@ -99,11 +176,20 @@ def send_message(user: FastHttpUser, message: WebhookMessage) -> Outcome:
             except Exception as exc:  # a reset while reading the body is a failed request
                 error = exc
         # stream=True stopped Locust's clock at the headers; count the body too.
-        response.request_meta["response_time"] = (time.perf_counter() - started) * 1000
+        finished = time.perf_counter()
+        # From the intended start, or the actual send when the scheduler woke a little early.
+        measured_from = started if intended_at is None else min(started, intended_at)
+        response.request_meta["response_time"] = (finished - measured_from) * 1000
         timings_us = {"ttfb": int(first_byte_s * 1e6)}
+        if intended_at is not None:
+            timings_us[UNCORRECTED_METRIC] = int((finished - started) * 1e6)
+            timings_us[START_LAG_METRIC] = int(max(0.0, started - intended_at) * 1e6)
         reason: str | None
         if error is not None:
-            outcome, reason = Outcome.FAILURE, error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+            outcome, reason = (
+                Outcome.FAILURE,
+                error if isinstance(error, str) else f"{type(error).__name__}: {error}",
+            )
         else:
             outcome, reason = classify(response.status_code, message.signature_valid, body)
             server_timing = response.headers.get("Server-Timing") if response.headers else None
@@ -172,8 +258,10 @@ class SeedWebhookProfile(LoadTestShape):
     """ramp -> every user sends its quota -> burst -> stop; stage marks go to the collector.
 
     Progress is read from Locust's request count (on a master it trails the workers by one stats
-    report), bounded by ``webhook.max_duration_s``.
+    report), bounded by ``webhook.max_duration_s``. Not used in arrival-rate mode.
     """
+
+    abstract = ARRIVAL_MODE
 
     def reset_time(self) -> None:
         super().reset_time()
@@ -208,9 +296,49 @@ class SeedWebhookProfile(LoadTestShape):
             self._enter("burst")
         if self.stage == "burst":
             burst_timeout_s = CONFIG.target.request_timeout_s + 10
-            if sent < quota + settings.burst_intensity and run_time_s - self.burst_started_s < burst_timeout_s:
+            if (
+                sent < quota + settings.burst_intensity
+                and run_time_s - self.burst_started_s < burst_timeout_s
+            ):
                 # The idle WhatsAppUsers still count towards Locust's total: add the burst on top.
                 total_users = settings.concurrent_users + settings.burst_intensity
                 return total_users, float(settings.burst_intensity), [BurstUser]
             self._enter("done")
         return None
+
+
+class WebhookArrivalUser(ArrivalUser):
+    """Arrival-rate mode: sends this process's share of the arrivals, each from the next sender."""
+
+    abstract = not ARRIVAL_MODE
+    host = CONFIG.target.host
+    network_timeout = CONFIG.target.request_timeout_s
+    connection_timeout = min(5.0, CONFIG.target.request_timeout_s)
+    concurrency = CONFIG.arrival.max_concurrency
+    settings = ArrivalSettings.from_config(CONFIG) if ARRIVAL_MODE else None
+
+    def on_start(self) -> None:
+        peak = self.settings.plan.peak_rate_per_s if self.settings is not None else 1.0
+        self.sender_count = min(100_000, max(CONFIG.webhook.concurrent_users, math.ceil(peak * SENDER_GAP_S)))
+        """Senders taken in turn (a process's senders are its own: each starts at a random index)."""
+        self.senders: list[Sender] = []
+        """Made as first needed (making thousands at once would stall the event loop)."""
+        self.next_sender = 0
+
+    def send_arrival(self, intended_at: float) -> None:
+        assert _generator is not None
+        if len(self.senders) < self.sender_count:
+            self.senders.append(_generator.new_sender())
+            sender = self.senders[-1]
+        else:
+            sender = self.senders[self.next_sender]
+            self.next_sender = (self.next_sender + 1) % self.sender_count
+        send_message(self, _generator.next_message(sender), intended_at=intended_at)
+
+
+class WebhookArrivalShape(ArrivalShape):
+    """Arrival-rate mode: one :class:`WebhookArrivalUser` per process until every driver is done."""
+
+    abstract = not ARRIVAL_MODE
+    user_class = WebhookArrivalUser
+    settings = WebhookArrivalUser.settings

@@ -515,7 +515,7 @@ def load_config(
     merged = raw
     if chosen in scenarios:
         merged = _deep_merge(raw, scenarios[chosen].overlay)
-    elif scenario is not None:
+    elif scenario is not None and scenario != "default":  # "default" needs no overlay
         allowed = ", ".join(sorted(scenarios)) or "none defined"
         raise ConfigError(
             f"{source}: scenario {scenario!r} is not defined under scenarios (defined: {allowed})"

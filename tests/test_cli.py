@@ -98,3 +98,53 @@ def test_smoke_run_on_embedded_defaults_prints_graded_report(redis_url: str, tmp
     assert document["collector"]["requests"] == 5 * 5 + 10  # users x quota + burst
     assert document["exit_code"] == done.returncode
     assert document["grade"] in done.stdout
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_130_with_partial_results_written(redis_url: str, tmp_path: Path) -> None:
+    """Ctrl-C mid-run: exit 130, the partial report is printed and written, the collector still
+    counted exactly what Locust counted, and the run is stored as interrupted."""
+    import json
+    import signal
+    import time
+
+    from perfsuite.collector import CollectorReader
+
+    out = tmp_path / "partial.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "TWILIO_AUTH_TOKEN")}
+    env["REDIS_URL"] = redis_url
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "perfsuite",
+            "run",
+            "--users",
+            "10",
+            "--requests-per-user",
+            "100000",
+            "--ramp-up",
+            "1",
+            "--output-file",
+            str(out),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not CollectorReader(redis_url).list_runs().shape[0]:
+        assert time.monotonic() < deadline and process.poll() is None, "the run never started"
+        time.sleep(0.2)
+    time.sleep(3)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stdout and "GRADE:" in stdout
+    document = json.loads(out.read_text())
+    assert document["interrupted"] is True and document["exit_code"] == 130
+    assert document["collector"]["requests"] > 0
+    assert document["collector"]["requests"] == document["collector"]["locust_requests"]
+    assert CollectorReader(redis_url).meta(document["run_id"])["status"] == "interrupted"

@@ -1,0 +1,350 @@
+"""Open-model load in Locust: each request starts at its intended time, measured from that time.
+
+Locust's users are a closed model: a user waits for its response before the next request, so when
+the target stalls the requests that should have been sent meanwhile are never sent, and the stall
+all but vanishes from the statistics (coordinated omission). Here one driver per load-generating
+process issues the arrivals of an :class:`~perfsuite.arrival.ArrivalPlan` at their intended times
+from a bounded pool of greenlets:
+
+- an arrival that finds a free slot (of ``max_concurrency``) starts at once; one that finds every
+  slot busy waits in a FIFO queue of at most ``max_waiting`` and starts when a slot frees (late);
+  beyond that it is dropped. Late (started more than ``max_lag_s`` after its intended time),
+  waited, dropped and still-waiting-at-stop arrivals are counted;
+- the sender (:meth:`ArrivalUser.send_arrival`) reports each request's latency from its intended
+  start as Locust's ``response_time`` (what Locust and the collector show: corrected) and the
+  latency from the actual send in ``context["timings_us"]["rt_uncorrected"]``.
+
+Distribution: the master numbers its workers at test start (``parsed_options.perfsuite_arrival_slots``,
+sent to each worker with its spawn message) and :class:`ArrivalShape` runs one
+:class:`ArrivalUser` per worker; worker ``slot`` of ``slots`` sends its share of the plan (see
+``ArrivalPlan.offsets``). Each process writes an ``arrival`` mark with its counters to the collector
+when its driver ends and tells the shape it is done (custom message ``perfsuite_arrival_done``), so
+the test stops as soon as every process has drained.
+
+A locustfile using this calls :func:`register` at import time, subclasses :class:`ArrivalUser`
+(implementing ``send_arrival``) and :class:`ArrivalShape`, and sets ``abstract = False`` on both.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import gevent
+import gevent.pool
+from locust import FastHttpUser, LoadTestShape, User, constant, task
+from locust.env import Environment
+from locust.event import Events
+from locust.runners import MasterRunner, WorkerRunner
+
+from perfsuite.arrival import ARRIVAL_MARK, ARRIVAL_START_MARK, DROPS_MARK, ArrivalCounts, ArrivalPlan
+from perfsuite.collector import locust_plugin
+from perfsuite.config import SuiteConfig
+
+logger = logging.getLogger(__name__)
+
+SLOTS_OPTION = "perfsuite_arrival_slots"
+"""``parsed_options`` attribute: worker client id -> slot, set by the master at test start."""
+DONE_MESSAGE = "perfsuite_arrival_done"
+"""Custom message a process sends (to itself when local) when its driver has ended."""
+
+
+@dataclass(frozen=True, slots=True)
+class ArrivalSettings:
+    """What the driver needs: the plan and the pool's bounds."""
+
+    plan: ArrivalPlan
+    max_concurrency: int = 1000
+    """Requests in flight at most (per process)."""
+    max_waiting: int = 10_000
+    """Arrivals waiting for a free slot at most (per process); beyond: dropped."""
+    max_lag_s: float = 0.010
+    """An arrival sent later than this after its intended start counts as late."""
+    drain_timeout_s: float = 20.0
+    """After the last arrival, time left for in-flight and waiting requests to finish."""
+    early_s: float = 0.001
+    """The scheduler wakes up to this much before an arrival's intended time: the event loop's
+    timers fire up to 1 ms late (epoll's millisecond timeouts), which would otherwise add ~0.6 ms
+    to every corrected latency. A request sent before its intended time is measured from its
+    actual send, so waking early never shortens a latency."""
+
+    @classmethod
+    def from_config(cls, config: SuiteConfig) -> ArrivalSettings:
+        """Settings from the ``arrival:`` section (its ``rate_per_s`` must be set)."""
+        arrival = config.arrival
+        return cls(
+            plan=ArrivalPlan.from_config(arrival),
+            max_concurrency=arrival.max_concurrency,
+            max_waiting=arrival.max_waiting,
+            max_lag_s=arrival.max_lag_ms / 1000,
+            drain_timeout_s=config.target.request_timeout_s + 5,
+        )
+
+
+class ArrivalDriver:
+    """Issues arrivals at their intended times from a bounded pool of greenlets (one per process).
+
+    ``send(intended_at)`` performs one request; ``intended_at`` is on ``clock``'s scale
+    (``time.perf_counter``) and the sender measures latency from it, or from its actual send if
+    that came first (see ``ArrivalSettings.early_s``). It runs in a pool greenlet.
+    """
+
+    def __init__(
+        self,
+        offsets: Iterable[float],
+        send: Callable[[float], object],
+        settings: ArrivalSettings,
+        *,
+        mark: Callable[..., None] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._offsets = offsets
+        self._send = send
+        self.settings = settings
+        self._mark = mark
+        self._clock = clock
+        self._pool = gevent.pool.Pool(settings.max_concurrency)
+        self._waiting: deque[float] = deque()
+        self._drops_unmarked = 0
+        self._last_drop_mark = 0.0
+        self.counts = ArrivalCounts()
+        """Counters so far (final once :meth:`run` returned)."""
+
+    @property
+    def in_flight(self) -> int:
+        """Requests being sent now."""
+        return len(self._pool)
+
+    @property
+    def waiting(self) -> int:
+        """Arrivals waiting for a free slot now."""
+        return len(self._waiting)
+
+    def run(self) -> ArrivalCounts:
+        """Issue every arrival, then wait (at most ``drain_timeout_s``) for the pool to drain."""
+        clock = self._clock
+        counts = self.counts
+        start = clock()
+        try:
+            for offset in self._offsets:
+                intended = start + offset
+                delay = intended - clock() - self.settings.early_s
+                # Behind schedule: still yield, so the requests just admitted can start.
+                gevent.sleep(delay if delay > 0 else 0)
+                counts.scheduled += 1
+                counts.schedule_lag.record(max(0.0, clock() - intended) * 1e6)
+                self._admit(intended)
+            deadline = clock() + self.settings.drain_timeout_s
+            while (self._pool or self._waiting) and clock() < deadline:
+                self._pool.join(timeout=min(0.1, max(0.0, deadline - clock())))
+        finally:
+            counts.unsent += len(self._waiting)
+            self._waiting.clear()
+            counts.abandoned += len(self._pool)
+            self._pool.kill(block=True, timeout=1.0)
+            self._flush_drop_mark(force=True)
+        return counts
+
+    def _admit(self, intended: float) -> None:
+        counts = self.counts
+        if not self._waiting and not self._pool.full():
+            self._pool.spawn(self._serve, intended)
+            counts.max_in_flight = max(counts.max_in_flight, len(self._pool))
+        elif len(self._waiting) < self.settings.max_waiting:
+            self._waiting.append(intended)
+            counts.waited += 1
+            counts.max_waiting = max(counts.max_waiting, len(self._waiting))
+        else:
+            counts.dropped += 1
+            self._drops_unmarked += 1
+            self._flush_drop_mark()
+
+    def _serve(self, intended: float) -> None:
+        # A slot serves arrivals until none waits: the queue is FIFO, oldest intended time first.
+        counts = self.counts
+        while True:
+            counts.sent += 1
+            if self._clock() - intended > self.settings.max_lag_s:
+                counts.late += 1
+            try:
+                self._send(intended)
+            except Exception:
+                counts.errors += 1
+                logger.exception("arrival driver: the sender raised")
+            if not self._waiting:
+                return
+            intended = self._waiting.popleft()
+
+    def _flush_drop_mark(self, force: bool = False) -> None:
+        now = time.time()
+        if self._drops_unmarked and self._mark is not None and (force or now - self._last_drop_mark >= 1.0):
+            self._mark(DROPS_MARK, dropped=self._drops_unmarked)
+            self._drops_unmarked = 0
+            self._last_drop_mark = now
+
+
+@dataclass(slots=True)
+class _ProcessState:
+    """This process's arrival state for the current test."""
+
+    slots: dict[str, int] = field(default_factory=dict)
+    """Master: worker client id -> slot."""
+    driver: ArrivalDriver | None = None
+    finished: bool = False
+    done: set[str] = field(default_factory=set)
+    """Master/local: processes whose driver ended."""
+
+
+_state = _ProcessState()
+
+
+def current_driver() -> ArrivalDriver | None:
+    """This process's driver while one runs (for gauges: in flight, waiting)."""
+    return _state.driver
+
+
+def register(events: Events) -> None:
+    """Register the slot assignment and the done message; call at import time of the locustfile."""
+    events.init.add_listener(_on_init)
+    events.test_start.add_listener(_on_test_start)
+
+
+def _on_init(environment: Environment, **_: Any) -> None:
+    runner = environment.runner
+    if runner is not None and not isinstance(runner, WorkerRunner):
+        runner.register_message(DONE_MESSAGE, _on_done)
+
+
+def _on_done(environment: Environment, msg: Any, **_: Any) -> None:
+    _state.done.add(str(getattr(msg, "node_id", None) or "local"))
+
+
+def _on_test_start(environment: Environment, **_: Any) -> None:
+    global _state
+    _state = _ProcessState()
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        workers = runner.clients.ready + runner.clients.running + runner.clients.spawning
+        ids = sorted((node.id for node in workers), key=runner.get_worker_index)
+        _state.slots = {client_id: slot for slot, client_id in enumerate(ids)}
+        if environment.parsed_options is not None:  # sent to every worker with its spawn message
+            setattr(environment.parsed_options, SLOTS_OPTION, dict(_state.slots))
+
+
+def slot_of(environment: Environment) -> tuple[int, int]:
+    """``(slot, slots)`` of this process: ``(0, 1)`` when local; a worker's from the master's map."""
+    runner = environment.runner
+    if not isinstance(runner, WorkerRunner):
+        return 0, 1
+    slots = getattr(environment.parsed_options, SLOTS_OPTION, None) or {}
+    if runner.client_id in slots:
+        return int(slots[runner.client_id]), len(slots)
+    count = max(len(slots), 1)
+    logger.warning("arrival: worker %s not in the master's slot map; using its index", runner.client_id)
+    return max(runner.worker_index, 0) % count, count
+
+
+def expected_processes(runner: Any) -> int:
+    """Load-generating processes of the current test: the master's workers, else 1."""
+    if isinstance(runner, MasterRunner):
+        return len(_state.slots) or max(runner.worker_count, 1)
+    return 1
+
+
+class ArrivalUser(FastHttpUser):
+    """Runs this process's :class:`ArrivalDriver` (one per process; extra users idle).
+
+    Subclasses set ``settings`` and implement :meth:`send_arrival`; ``concurrency`` (the HTTP
+    connection pool) should equal ``settings.max_concurrency`` so that no request waits for a
+    connection unseen.
+    """
+
+    abstract = True
+    wait_time = constant(1)
+    settings: ArrivalSettings | None = None
+
+    def send_arrival(self, intended_at: float) -> None:
+        """Send one request whose intended start was ``intended_at`` (``time.perf_counter``)."""
+        raise NotImplementedError
+
+    @task
+    def drive(self) -> None:
+        if _state.driver is not None or _state.finished or self.settings is None:
+            return  # one driver per process: this user just idles
+        slot, slots = slot_of(self.environment)
+        settings = self.settings
+        writer = locust_plugin.current_writer(self.environment)
+        driver = ArrivalDriver(
+            settings.plan.offsets(slot, slots),
+            self.send_arrival,
+            settings,
+            mark=writer.mark if writer is not None else None,
+        )
+        _state.driver = driver
+        if writer is not None:
+            writer.mark(
+                ARRIVAL_START_MARK, slot=slot, slots=slots, rate_per_s=settings.plan.rate_per_s / slots
+            )
+        try:
+            driver.run()
+        finally:
+            _state.finished = True
+            writer = locust_plugin.current_writer(self.environment)
+            if writer is not None:
+                writer.mark(ARRIVAL_MARK, slot=slot, slots=slots, **driver.counts.to_fields())
+            try:
+                self.environment.runner.send_message(DONE_MESSAGE, {"slot": slot})
+            except Exception:  # the master may be gone already (interrupted run)
+                logger.debug("arrival: could not report done", exc_info=True)
+
+
+class ArrivalShape(LoadTestShape):
+    """One :class:`ArrivalUser` per load-generating process until every driver is done (or the plan
+    plus its drain time is over). Subclasses set ``user_class`` and ``settings``."""
+
+    abstract = True
+    user_class: type[User] = ArrivalUser
+    settings: ArrivalSettings | None = None
+
+    def reset_time(self) -> None:
+        super().reset_time()
+        self.stage = ""
+        _state.done.clear()  # a new test (web UI): the first tick comes before test_start
+
+    def _enter(self, stage: str) -> None:
+        self.stage = stage
+        writer = locust_plugin.current_writer(self.runner.environment) if self.runner else None
+        if writer is not None:
+            writer.mark("stage", name=stage)
+
+    def tick(self) -> tuple[int, float, list[type[User]] | None] | None:
+        settings = self.settings
+        if self.runner is None or settings is None:
+            return None
+        if not getattr(self, "stage", ""):
+            self._enter("arrival")
+        processes = expected_processes(self.runner)
+        over_s = self.get_run_time() - (settings.plan.duration_s + settings.drain_timeout_s + 5)
+        if len(_state.done) >= processes or over_s > 0:
+            if self.stage != "done":
+                self._enter("done")
+            return None
+        return processes, float(max(processes, 10)), [self.user_class]
+
+
+__all__ = [
+    "DONE_MESSAGE",
+    "SLOTS_OPTION",
+    "ArrivalDriver",
+    "ArrivalSettings",
+    "ArrivalShape",
+    "ArrivalUser",
+    "current_driver",
+    "expected_processes",
+    "register",
+    "slot_of",
+]
