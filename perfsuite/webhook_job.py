@@ -46,7 +46,6 @@ import redis
 from perfsuite.arrival import ARRIVAL_MARK, START_LAG_METRIC, UNCORRECTED_METRIC, ArrivalCounts, ArrivalPlan
 from perfsuite.backlog import watch_backlog
 from perfsuite.collector import CollectorReader, LatencyHistogram, RunData, new_run_id, update_run
-from perfsuite.collector.histogram import HIGHEST_EQUIVALENT_US
 from perfsuite.config import SuiteConfig
 from perfsuite.grading import Check
 from perfsuite.launcher import LOCUSTFILES, LocustJob, LocustOutcome, run_locust
@@ -256,17 +255,6 @@ def _lag_ms(histogram: LatencyHistogram) -> dict[str, float] | None:
     }
 
 
-def corrected_for_interval(histogram: LatencyHistogram, expected_interval_us: int) -> LatencyHistogram:
-    """HdrHistogram's post-hoc coordinated-omission correction (``copyCorrectedForCoordinatedOmission``):
-    every recorded value ``v`` above the expected interval ``i`` also counts ``v - i``, ``v - 2i``, ...
-    down to ``i``: the requests a paced user would have sent while it waited."""
-    corrected = LatencyHistogram(clamped=histogram.clamped)
-    indexes, counts = histogram.to_sparse()
-    for index, count in zip(indexes.tolist(), counts.tolist(), strict=True):
-        corrected.hdr.record_corrected_value(int(HIGHEST_EQUIVALENT_US[index]), expected_interval_us, count)
-    return corrected
-
-
 def _steady_stage_cells(data: RunData) -> Any:
     """Cells of the closed model's steady stage: the whole seconds before the burst (if any)."""
     seconds = data.cells["second"].to_numpy(np.int64)
@@ -322,7 +310,7 @@ def latency_section(config: SuiteConfig, data: RunData) -> tuple[dict[str, Any],
         interval_ms = think_s * 1000 + uncorrected.percentile_us(50) / 1000
         if uncorrected.count and interval_ms > 0:
             correction = "hdr-expected-interval"
-            corrected = corrected_for_interval(uncorrected, round(interval_ms * 1000))
+            corrected = uncorrected.corrected_copy(round(interval_ms * 1000))
             scope = (
                 "the profile's steady stage (whole seconds before the burst, whose one-shot users have "
                 "no pacing), with HDR's expected-interval correction"
@@ -507,7 +495,6 @@ __all__ = [
     "LATENCY_PERCENTILES",
     "RunOptions",
     "collector_figures",
-    "corrected_for_interval",
     "latency_percentiles",
     "latency_report",
     "latency_section",

@@ -16,7 +16,7 @@ from perfsuite.collector import LatencyHistogram
 from perfsuite.config import load_config
 from perfsuite.errors import ConfigError
 from perfsuite.saturation import GeneratorFigures, GeneratorSample, SaturationMonitor, assess, merge_reports
-from perfsuite.webhook_job import corrected_for_interval, latency_percentiles, latency_report
+from perfsuite.webhook_job import latency_percentiles, latency_report
 
 
 def test_uniform_constant_rate_is_evenly_spaced_and_exact() -> None:
@@ -115,7 +115,7 @@ def test_closed_model_correction_is_hdr_expected_interval_correction() -> None:
     reference = LatencyHistogram()
     for value in values_us:
         reference.record_corrected(value, 100_000)
-    corrected = corrected_for_interval(measured, 100_000)
+    corrected = measured.corrected_copy(100_000)
     assert corrected.count == reference.count == 100 + 10 + 4
     for percentile in (50, 90, 99, 99.9):  # the same within HDR's 3-digit precision
         assert corrected.percentile_us(percentile) == pytest.approx(

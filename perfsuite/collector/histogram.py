@@ -160,6 +160,19 @@ class LatencyHistogram:
             value = min(max(value, 0), HIGHEST_US)
         self.hdr.record_corrected_value(value, max(int(expected_interval_us), 0))
 
+    def corrected_copy(self, expected_interval_us: int) -> LatencyHistogram:
+        """A copy with HDR's post-hoc coordinated-omission correction
+        (``copyCorrectedForCoordinatedOmission``): every recorded value ``v`` above the expected
+        interval ``i`` also counts ``v - i``, ``v - 2i``, ... down to ``i`` -- the requests a paced
+        user would have sent while it waited."""
+        corrected = LatencyHistogram(clamped=self.clamped)
+        indexes, counts = self.to_sparse()
+        for index, count in zip(indexes.tolist(), counts.tolist(), strict=True):
+            corrected.hdr.record_corrected_value(
+                int(HIGHEST_EQUIVALENT_US[index]), expected_interval_us, count
+            )
+        return corrected
+
     def record_many(self, values_us: Sequence[float] | npt.NDArray[Any]) -> None:
         """Record many latencies at numpy speed (the writer's flush path)."""
         index, counts, clamped = sparse_counts(values_us)
