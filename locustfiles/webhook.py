@@ -139,10 +139,15 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     )
 
 
+BAD_SIGNATURE_PREFIX = "webhook bad-signature"
+"""Stats rows of deliberately bad signatures: one per way of being bad (missing, mangled, ...),
+so the report shows how the bot answers each case."""
+
+
 def request_name(message: WebhookMessage) -> str:
-    """Stats row of a message: its kind, with bad signatures and retries kept apart."""
+    """Stats row of a message: its kind, with each bad-signature case and retries kept apart."""
     if not message.signature_valid:
-        return "webhook invalid-signature"
+        return f"{BAD_SIGNATURE_PREFIX}:{message.signature_fault or 'invalid'}"
     if message.duplicate:
         return "webhook duplicate"
     return f"webhook {message.kind}"
