@@ -272,16 +272,30 @@ class SeedWebhookProfile(LoadTestShape):
         super().reset_time()
         self.stage = ""
         self.burst_started_s = 0.0
+        self.unmarked: list[tuple[str, float]] = []
 
     def _enter(self, stage: str) -> None:
         self.stage = stage
+        if not hasattr(self, "unmarked"):
+            self.unmarked = []
+        self.unmarked.append((stage, time.time()))
+        self._write_marks()
+
+    def _write_marks(self) -> None:
+        # The first stage begins before Locust's test_start opens the run: keep its mark (with
+        # its own time) until the collector has a writer for this test.
         writer = locust_plugin.current_writer(self.runner.environment) if self.runner else None
-        if writer is not None:
-            writer.mark("stage", name=stage)
+        if writer is None:
+            return
+        for stage, at_s in self.unmarked:
+            writer.mark("stage", at_s=at_s, name=stage)
+        self.unmarked.clear()
 
     def tick(self) -> tuple[int, float, list[type[User]] | None] | None:
         settings = CONFIG.webhook
         run_time_s = self.get_run_time()
+        if getattr(self, "unmarked", None):
+            self._write_marks()
         if run_time_s > settings.max_duration_s or self.runner is None:
             return None
         # Before the first start() of a test, Locust still holds the previous test's stats.

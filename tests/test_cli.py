@@ -98,6 +98,10 @@ def test_smoke_run_on_embedded_defaults_prints_graded_report(redis_url: str, tmp
     assert document["collector"]["requests"] == 5 * 5 + 10  # users x quota + burst
     assert document["exit_code"] == done.returncode
     assert document["grade"] in done.stdout
+    from perfsuite.collector import CollectorReader
+
+    stages = CollectorReader(redis_url).load(document["run_id"]).marks("stage")
+    assert list(stages["name"]) == ["ramp", "burst", "done"]  # the seed profile's stages, in order
 
 
 @pytest.mark.slow
