@@ -17,7 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,20 +166,10 @@ def start_demo_bot(
     return managed
 
 
-@contextlib.contextmanager
-def running(process: ManagedProcess) -> Iterator[ManagedProcess]:
-    """Context manager that stops ``process`` on exit, whatever happened inside."""
-    try:
-        yield process
-    finally:
-        process.stop()
-
-
 __all__ = [
     "ManagedProcess",
     "free_port",
     "redis_server_binary",
-    "running",
     "start_demo_bot",
     "start_redis",
     "wait_for_http",
