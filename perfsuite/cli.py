@@ -64,40 +64,36 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"perfsuite: error: {message}\n")
 
 
-def _positive_int(flag: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
+def _number(
+    flag: str, convert: Callable[[str], Any], minimum: float, strict: bool = False
+) -> Callable[[str], Any]:
+    """An argparse type for ``flag``: ``convert`` the text, then require ``value >= minimum``
+    (``> minimum`` when ``strict``); the message names the flag, the value and the bound."""
+    kind = "a whole number" if convert is int else "a number"
+
+    def parse(text: str) -> Any:
         try:
-            value = int(text)
+            value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} must be a whole number, got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{flag} must be at least 1, got {value}")
+            raise argparse.ArgumentTypeError(f"{flag} must be {kind}, got {text!r}") from None
+        if value < minimum or (strict and value == minimum):
+            bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
+            raise argparse.ArgumentTypeError(f"{flag} must be {bound}, got {text}")
         return value
 
     return parse
+
+
+def _positive_int(flag: str) -> Callable[[str], int]:
+    return _number(flag, int, 1)
 
 
 def _non_negative_float(flag: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} must be a number, got {text!r}") from None
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"{flag} must be >= 0, got {value}")
-        return value
-
-    return parse
+    return _number(flag, float, 0)
 
 
 def _positive_float(flag: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        value = _non_negative_float(flag)(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{flag} must be > 0, got {value}")
-        return value
-
-    return parse
+    return _number(flag, float, 0, strict=True)
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
