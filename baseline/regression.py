@@ -75,6 +75,32 @@ class Difference:
     reason: str
     """Why, in words (the interval, the threshold, or what was missing)."""
 
+    @classmethod
+    def inconclusive(
+        cls,
+        statistic: str,
+        baseline: float | None,
+        current: float | None,
+        confidence: float,
+        threshold: float,
+        is_rate: bool,
+        reason: str,
+    ) -> Difference:
+        """A difference that cannot be judged (no effect, no interval), with the reason why."""
+        return cls(
+            statistic,
+            baseline,
+            current,
+            None,
+            None,
+            None,
+            confidence,
+            threshold,
+            is_rate,
+            Verdict.INCONCLUSIVE,
+            reason,
+        )
+
     @property
     def regression(self) -> bool:
         """True when this is a significant change for the worse beyond the minimum effect."""
@@ -278,17 +304,13 @@ def point_difference(
     is_rate = statistic == "success_rate"
     threshold = _threshold(settings, is_rate)
     if baseline is None or current is None or (not is_rate and baseline == 0):
-        return Difference(
+        return Difference.inconclusive(
             statistic,
             baseline,
             current,
-            None,
-            None,
-            None,
             settings.confidence,
             threshold,
             is_rate,
-            Verdict.INCONCLUSIVE,
             "not measured on both sides",
         )
     effect = float(_effect(baseline, current, is_rate))
@@ -362,17 +384,13 @@ def compare_samples(
         threshold = _threshold(settings, is_rate)
         b, c = base_point[name], current_point[name]
         if b is None or c is None or (not is_rate and b == 0):
-            out[name] = Difference(
+            out[name] = Difference.inconclusive(
                 name,
                 b,
                 c,
-                None,
-                None,
-                None,
                 settings.confidence,
                 threshold,
                 is_rate,
-                Verdict.INCONCLUSIVE,
                 "not measured on both sides",
             )
             continue
