@@ -35,7 +35,7 @@ from pydantic import SecretStr
 
 from perfsuite.config import SuiteConfig, load_config
 from perfsuite.errors import EXIT_INTERRUPTED, EXIT_USAGE, ConfigError, PerfsuiteError
-from perfsuite.result import JobResult, write_json, write_text
+from perfsuite.result import JobResult, check_writable, write_json, write_text
 
 if TYPE_CHECKING:
     from baseline.comparator import Comparison, RunSide
@@ -309,6 +309,13 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.workers < 0 or args.workers > 64:
         raise ConfigError(f"--workers must be between 0 and 64, got {args.workers}")
+    for flag, path in (
+        ("--output-file", args.output_file),
+        ("--html-file", args.html_file),
+        ("--junit-file", args.junit_file),
+    ):
+        if path is not None:
+            check_writable(path, flag)  # before the run, not after it
     if (args.baseline_run or args.baseline_file) and args.test_type not in ("baseline", "all"):
         flag = "--baseline-run" if args.baseline_run else "--baseline-file"
         raise ConfigError(f"{flag}: only with --test-type baseline or all (got --test-type {args.test_type})")

@@ -36,6 +36,7 @@ Optional (added in 1.1, still ``perfsuite.result/1``):
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -316,6 +317,19 @@ def write_text(text: str, path: Path, flag: str = "--output-file") -> None:
         raise ConfigError(f"{flag} {path}: cannot write: {exc.strerror}") from None
 
 
+def check_writable(path: Path, flag: str) -> None:
+    """Fail before a run (ConfigError naming ``flag``) when ``path`` could not be written after
+    it: creates its directory and a scratch file there, and removes the scratch file."""
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path}: is a directory; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".check"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{flag} {path}: cannot write there: {exc.strerror}") from None
+
+
 def read_json(path: Path, flag: str = "result file") -> dict[str, Any]:
     """A result document from ``path``; ConfigError naming ``flag`` and the path when it cannot be
     read or is not a ``perfsuite.result/1`` document."""
@@ -331,4 +345,4 @@ def read_json(path: Path, flag: str = "result file") -> dict[str, Any]:
     return document
 
 
-__all__ = ["JSON_SCHEMA", "SCHEMA", "JobResult", "read_json", "write_json", "write_text"]
+__all__ = ["JSON_SCHEMA", "SCHEMA", "JobResult", "check_writable", "read_json", "write_json", "write_text"]

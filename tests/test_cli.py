@@ -152,3 +152,14 @@ def test_ctrl_c_exits_130_with_partial_results_written(redis_url: str, tmp_path:
     assert document["collector"]["requests"] > 0
     assert document["collector"]["requests"] == document["collector"]["locust_requests"]
     assert CollectorReader(redis_url).meta(document["run_id"])["status"] == "interrupted"
+
+
+def test_unwritable_output_file_fails_before_the_run(tmp_path: Path) -> None:
+    """An output path that cannot be written is refused (exit 64) before any load is sent, so no
+    run is wasted; a directory given as a file is named as such."""
+    done = perfsuite("run", "--output-file", "/proc/no/such/result.json")
+    assert done.returncode == 64
+    assert "--output-file /proc/no/such/result.json" in done.stderr
+    assert "GRADE" not in done.stdout
+    done = perfsuite("run", "--html-file", str(tmp_path))
+    assert done.returncode == 64 and "is a directory" in done.stderr
