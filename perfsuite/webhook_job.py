@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import redis
 
 from perfsuite.arrival import ARRIVAL_MARK, START_LAG_METRIC, UNCORRECTED_METRIC, ArrivalCounts, ArrivalPlan
@@ -71,23 +72,15 @@ class RunOptions:
     state_dir: Path = STATE_DIR
 
 
-def _records(frame: Any) -> list[dict[str, Any]]:
-    return [dict(row) for row in frame.to_dict(orient="records")] if frame is not None else []
-
-
-def _row(frame_or_row: Any) -> dict[str, Any]:
-    if hasattr(frame_or_row, "to_dict") and hasattr(frame_or_row, "columns"):
-        rows = _records(frame_or_row)
-        return rows[0] if rows else {}
-    if hasattr(frame_or_row, "to_dict"):
-        return dict(frame_or_row.to_dict())
-    return dict(frame_or_row or {})
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of one of the reader's frames as plain dicts."""
+    return [{str(key): value for key, value in row.items()} for row in frame.to_dict(orient="records")]
 
 
 def collector_figures(reader: CollectorReader, run_id: str, locust: LocustOutcome) -> dict[str, Any]:
     """Summary, endpoints, timing breakdown and integrity of a stored run."""
     data = reader.load(run_id)
-    summary = _answered_as_expected(_clean(_row(data.total())))
+    summary = _answered_as_expected(_clean(_records(data.total())[0]))  # total() has one row
     endpoints = [_answered_as_expected(_clean(row)) for row in _records(data.summary())]
     timings = {}
     for metric in data.metrics:
