@@ -17,12 +17,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from baseline.intervals import IntervalSamples
 from baseline.regression import Difference, compare_samples, point_difference
-from baseline.targets import METRICS, REQUIREMENTS, TEST_TYPES, MetricSpec, metrics_of
+from baseline.targets import REQUIREMENTS, TEST_TYPES, MetricSpec, metrics_of, values_of
 from perfsuite.config import BaselineConfig
 from perfsuite.errors import ConfigError
 from perfsuite.grading import Check, Grade, format_value, grade
+from perfsuite.intervals import IntervalSamples
+from perfsuite.result import RunResult
 
 COMPARISON_SCHEMA = "perfsuite.comparison/1"
 
@@ -60,8 +61,8 @@ class RunSide:
     """How people see it: ``run 2026...-a1b2c3 (webhook, scenario default, demo bot legacy)``."""
     source: str
     """``run`` (read from the collector) or ``file``."""
-    document: Mapping[str, Any]
-    """Its result document (``perfsuite.result/1``), stored with the run or derived from the data."""
+    result: RunResult
+    """Its result, stored with the run (or derived from the data) or read from a file."""
     samples: IntervalSamples | None = None
     """Its intervals; None when unknown (a result file without them)."""
     complete: bool = True
@@ -70,28 +71,25 @@ class RunSide:
     @property
     def values(self) -> dict[str, float | None]:
         """Every metric of its test type."""
-        return {spec.key: spec.extract(self.document) for spec in metrics_of(self.test_type)}
+        return values_of(self.result)
 
     @property
     def checks(self) -> list[Check]:
         """Its own thresholds."""
-        return [Check.from_dict(check) for check in self.document.get("checks") or []]
+        return list(self.result.checks)
 
     def describe(self) -> dict[str, Any]:
         """JSON form for the comparison document."""
-        config = self.document.get("config") or {}
-        target = config.get("target") or {}
+        result = self.result
         return {
             "test_type": self.test_type,
             "run_id": self.run_id,
             "label": self.label,
             "source": self.source,
-            "scenario": self.document.get("scenario", ""),
-            "started_at": self.document.get("started_at", ""),
-            "demo_bot_mode": target.get("demo_bot_mode")
-            if "embedded" in str(self.document.get("host"))
-            else None,
-            "requests": (self.document.get("summary") or {}).get("requests"),
+            "scenario": result.scenario,
+            "started_at": result.started_at,
+            "demo_bot_mode": result.target.demo_bot_mode if result.target.embedded else None,
+            "requests": result.summary.requests,
             "intervals": None if self.samples is None else self.samples.n,
             "window_s": None if self.samples is None else self.samples.window_s,
         }
@@ -280,16 +278,16 @@ def _by_type(sides: Sequence[RunSide], which: str) -> dict[str, RunSide]:
     return found
 
 
-def _load_differences(base: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+def _load_differences(base: RunResult, current: RunResult) -> list[str]:
     changed = []
-    base_config, current_config = base.get("config") or {}, current.get("config") or {}
+    base_config, current_config = base.config, current.config
     for section, keys in LOAD_SETTINGS.items():
         old, new = base_config.get(section) or {}, current_config.get(section) or {}
         for key in keys:
             if key in old and key in new and old[key] != new[key]:
                 changed.append(f"{section}.{key} {json.dumps(old[key])} -> {json.dumps(new[key])}")
-    if base.get("scenario") != current.get("scenario"):
-        changed.insert(0, f"scenario {base.get('scenario')!r} -> {current.get('scenario')!r}")
+    if base.scenario != current.scenario:
+        changed.insert(0, f"scenario {base.scenario!r} -> {current.scenario!r}")
     return changed
 
 
@@ -399,14 +397,14 @@ def compare(
     warnings: list[str] = list(notes)
     rows: list[MetricRow] = []
     for test_type in in_scope:
-        specs = [spec for spec in METRICS if spec.test_type == test_type and (spec.seed or base_by_type)]
+        specs = [spec for spec in metrics_of(test_type) if spec.seed or base_by_type]
         side: RunSide | None = current_by_type.get(test_type)
         base_side: RunSide | None = base_by_type.get(test_type)
         current_values = side.values if side is not None else {}
         base_values = base_side.values if base_side is not None else {}
         differences = _differences(specs, base_side, side, settings) if side and base_side else {}
         if side is not None and base_side is not None:
-            changed = _load_differences(base_side.document, side.document)
+            changed = _load_differences(base_side.result, side.result)
             if changed:
                 warnings.append(
                     f"{test_type}: the runs were made with different load settings ({'; '.join(changed)}): "
@@ -433,7 +431,7 @@ def compare(
     for given in (*current, *baseline):
         if not given.complete:
             warnings.append(f"{given.label}: the collector found data missing; its figures may be incomplete")
-        if given.document.get("interrupted"):
+        if given.result.interrupted:
             warnings.append(f"{given.label}: the run was interrupted; its figures cover only what ran")
     missing = [t for t in in_scope if t not in current_by_type]
     if missing:

@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from baseline.comparator import Comparison, RunSide, compare
-from baseline.history import RunHistory, sides_from_file
-from baseline.intervals import IntervalSamples
+from baseline.sides import run_side, sides_from_file
 from baseline.targets import TEST_TYPES
+from perfsuite.charts import chart_run
 from perfsuite.config import BaselineConfig
 from perfsuite.errors import ConfigError
+from perfsuite.history import RunHistory
 from perfsuite.report_html import ChartRun
-from perfsuite.result import JobResult
+from perfsuite.result import RunResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +52,10 @@ def resolve_sides(
         raise ConfigError("--baseline-run and --baseline-file: give one of them, not both")
     given: list[RunSide] = []
     if request.baseline_run:
-        given.append(history.side(request.baseline_run))
+        given.append(run_side(history, request.baseline_run))
     elif request.baseline_file:
         given.extend(sides_from_file(request.baseline_file))
-    current = [history.side(run_id) for run_id in request.current_runs]
+    current = [run_side(history, run_id) for run_id in request.current_runs]
     notes: list[str] = []
     if not given:
         current += list(extra_current)
@@ -63,7 +64,7 @@ def resolve_sides(
         for test_type in scope if request.fill_from_history else ():
             run_id = None if test_type in have else history.latest(test_type)
             if run_id is not None:
-                current.append(history.side(run_id))
+                current.append(run_side(history, run_id))
         if not current:
             raise ConfigError(
                 "no stored webhook, redis or capacity run to compare with the seed's figures: "
@@ -75,11 +76,17 @@ def resolve_sides(
         mine = [side for side in (*current, *extra_current) if side.test_type == base.test_type]
         if not mine:
             exclude = (base.run_id,) if base.source == "run" else ()
-            run_id = history.latest(base.test_type, exclude=exclude) if request.fill_from_history else None
+            run_id = (
+                history.latest(
+                    base.test_type, base.result.target.identity, base.result.scenario, exclude=exclude
+                )
+                if request.fill_from_history
+                else None
+            )
             if run_id is None:
                 notes.append(f"{base.label}: no other {base.test_type} run to compare it with; left out")
                 continue
-            mine = [history.side(run_id)]
+            mine = [run_side(history, run_id)]
         baseline.append(base)
         current.extend(side for side in mine if side not in current)
     if not baseline:
@@ -103,76 +110,16 @@ def run_baseline(
     return compare(current, settings, baseline, scope, notes=notes)
 
 
-def comparison_result(comparison: Comparison, config_snapshot: Mapping[str, Any] | None = None) -> JobResult:
+def comparison_result(comparison: Comparison, config_snapshot: Mapping[str, Any] | None = None) -> RunResult:
     """The comparison as a ``baseline`` result (its checks graded by the one rule)."""
-    document = comparison.to_dict()
     current = comparison.current_runs
-    return JobResult(
+    return RunResult(
         test_type="baseline",
         run_id=",".join(side.run_id for side in current),
-        scenario=",".join(sorted({str(side.document.get("scenario", "")) for side in current})),
-        host="",
-        checks=comparison.checks,
-        warnings=[],
+        scenario=",".join(sorted({side.result.scenario for side in current})),
+        checks=tuple(comparison.checks),
         config=dict(config_snapshot or {}),
-        extra={"comparison": document},
-    )
-
-
-def chart_run(
-    samples: IntervalSamples | None,
-    marks: Sequence[Mapping[str, Any]],
-    label: str,
-    role: str,
-    group: str = "",
-) -> ChartRun | None:
-    """Time series of one run for the HTML report (None without interval data)."""
-    if samples is None or samples.n == 0:
-        return None
-    start = int(samples.starts_s[0])
-    stats = samples.table.stats((50.0, 95.0, 99.0))
-    window = float(samples.window_s)
-
-    def ms(values: Any) -> list[float | None]:
-        return [None if v != v else round(float(v) / 1000.0, 3) for v in values]
-
-    stages = [
-        (round(float(mark["at"]) - start, 3), str(mark.get("name") or "stage"))
-        for mark in marks
-        if mark.get("kind") == "stage"
-    ]
-    faults: list[tuple[float, float, str]] = []
-    open_faults: dict[str, float] = {}
-    for mark in sorted(marks, key=lambda m: float(m["at"])):
-        name = str(mark.get("fault") or mark.get("name") or "fault")
-        if mark.get("kind") == "fault_start":
-            open_faults[name] = float(mark["at"]) - start
-        elif mark.get("kind") == "fault_end" and name in open_faults:
-            faults.append((round(open_faults.pop(name), 3), round(float(mark["at"]) - start, 3), name))
-        elif (
-            mark.get("kind") == "fault" and mark.get("start_s") is not None and mark.get("end_s") is not None
-        ):
-            label_ = str(mark.get("fault_kind") or name)
-            faults.append(
-                (round(float(mark["start_s"]) - start, 3), round(float(mark["end_s"]) - start, 3), label_)
-            )
-    last = float(samples.starts_s[-1] - start) + window
-    faults += [(round(begin, 3), round(last, 3), name + " (open)") for name, begin in open_faults.items()]
-    return ChartRun(
-        label=label,
-        role=role,
-        window_s=samples.window_s,
-        elapsed_s=[float(s - start) for s in samples.starts_s],
-        p50_ms=ms(stats.percentiles_us[50.0]),
-        p95_ms=ms(stats.percentiles_us[95.0]),
-        p99_ms=ms(stats.percentiles_us[99.0]),
-        rps=[round(float(c) / window, 3) for c in samples.count],
-        errors_per_s=[
-            round(float(c - g) / window, 3) for c, g in zip(samples.count, samples.good, strict=True)
-        ],
-        stages=stages,
-        faults=faults,
-        group=group,
+        comparison=comparison.to_dict(),
     )
 
 
@@ -181,35 +128,16 @@ def comparison_charts(comparison: Comparison) -> list[ChartRun]:
     charts = []
     for role, sides in (("baseline", comparison.baseline_runs), ("current", comparison.current_runs)):
         for side in sides:
-            chart = chart_run(
-                side.samples, side.document.get("marks") or [], side.label, role, side.test_type
-            )
+            chart = chart_run(side.samples, side.result.marks, side.label, role, side.test_type)
             if chart is not None:
                 charts.append(chart)
     return charts
 
 
-def result_charts(result: JobResult) -> list[ChartRun]:
-    """Charts of a job result that carries its intervals (and of each part of a combined result)."""
-    charts = []
-    for part in [result, *result.parts]:
-        intervals = part.extra.get("intervals")
-        if not intervals:
-            continue
-        samples = IntervalSamples.from_dict(intervals, f"run {part.run_id}")
-        label = f"run {part.run_id} ({part.test_type})"
-        chart = chart_run(samples, part.extra.get("marks") or [], label, "run", part.test_type)
-        if chart is not None:
-            charts.append(chart)
-    return charts
-
-
 __all__ = [
     "BaselineRequest",
-    "chart_run",
     "comparison_charts",
     "comparison_result",
     "resolve_sides",
-    "result_charts",
     "run_baseline",
 ]

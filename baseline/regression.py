@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from baseline.intervals import IntervalSamples
 from perfsuite.collector.histogram import HIGHEST_EQUIVALENT_US, MEDIAN_EQUIVALENT_US, FloatArray, IntArray
 from perfsuite.config import BaselineConfig
 from perfsuite.errors import ConfigError
+from perfsuite.intervals import IntervalSamples
 
 PERCENTILES: dict[str, float] = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}
 STATISTICS: tuple[str, ...] = ("avg", *PERCENTILES, "success_rate")

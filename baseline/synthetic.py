@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from perfsuite.collector import DEFAULT_PREFIX, CollectorWriter, create_run, finish_run
+from perfsuite.marks import FAULT_END, FAULT_START, STAGE, Stage
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,20 +82,20 @@ def write_run(
     record = writer.record
     names = profile.names
     total = 0
-    writer.mark("stage", at_s=start, name="ramp")
+    writer.mark(STAGE, at_s=start, name=Stage.RAMP)
     for second in range(profile.seconds):
         in_burst = (
             profile.burst_at_s is not None
             and profile.burst_at_s <= second < profile.burst_at_s + profile.burst_seconds
         )
         if profile.burst_at_s is not None and second == profile.burst_at_s:
-            writer.mark("stage", at_s=start + second, name="burst")
+            writer.mark(STAGE, at_s=start + second, name=Stage.BURST)
         if profile.burst_at_s is not None and second == profile.burst_at_s + profile.burst_seconds:
-            writer.mark("stage", at_s=start + second, name="steady")
+            writer.mark(STAGE, at_s=start + second, name=Stage.STEADY)
         if profile.fault_at_s is not None and second == profile.fault_at_s:
-            writer.mark("fault_start", at_s=start + second, fault="redis-pause")
+            writer.mark(FAULT_START, at_s=start + second, fault="redis-pause")
         if profile.fault_at_s is not None and second == profile.fault_at_s + profile.fault_seconds:
-            writer.mark("fault_end", at_s=start + second, fault="redis-pause")
+            writer.mark(FAULT_END, at_s=start + second, fault="redis-pause")
         n = int(profile.rps * (profile.burst_factor if in_burst else 1.0))
         factor = float(np.exp(rng.normal(0.0, profile.drift))) * profile.slowdown
         if in_burst:
@@ -123,7 +124,7 @@ def write_run(
         total += n
         if second % 60 == 59:
             writer.flush()
-    writer.mark("stage", at_s=start + profile.seconds, name="done")
+    writer.mark(STAGE, at_s=start + profile.seconds, name=Stage.DONE)
     writer.close()
     finish_run(redis_url, key_prefix, run_id, "finished", locust_total_requests=total)
     return total

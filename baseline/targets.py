@@ -1,9 +1,9 @@
 """The seed's requirement mapping and the metrics a comparison looks at.
 
-Every metric a comparison shows is one :class:`MetricSpec`: where its value sits in a result
-document, which way is better, the seed requirement it validates, whether it has a seed figure
-("before") and target ("after", from ``baseline.figures`` / ``baseline.targets`` in
-scenarios.yaml), and which interval statistic tests it for regressions between two runs.
+Every metric a comparison shows is one :class:`MetricSpec`: a test type's own metric (how to read
+it from a typed result, which way is better, which interval statistic tests it between two runs;
+``TestType.metrics``), plus whether the seed states a figure ("before") and a target ("after",
+``baseline.figures`` / ``baseline.targets`` in scenarios.yaml) for it (:data:`SEED_METRICS`).
 
 The seed's mapping (load-testing-suite-README.md, "Requirements Validation"):
 
@@ -25,11 +25,13 @@ states its expected improvements.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from perfsuite.config import BaselineFigures, BaselineTargets
+from perfsuite.registry import find
+from perfsuite.result import RunResult
 
 TEST_TYPES: tuple[str, ...] = ("webhook", "redis", "capacity")
 """Test types whose figures a comparison can hold, in report order."""
@@ -83,7 +85,35 @@ REQUIREMENTS: dict[str, Requirement] = {
 }
 """The seed's requirements by id, in order."""
 
-Extractor = Callable[[Mapping[str, Any]], float | None]
+
+@dataclass(frozen=True, slots=True)
+class SeedMetric:
+    """A figure the seed states a "before" and an expected "after" for (keys of
+    ``baseline.figures`` / ``baseline.targets`` in scenarios.yaml)."""
+
+    key: str
+    label: str
+    test_type: str
+    unit: str
+    lower_is_better: bool
+    requirement: str
+    critical: bool = False
+
+
+SEED_METRICS: tuple[SeedMetric, ...] = (
+    SeedMetric("webhook_avg_ms", "webhook average response time", "webhook", "ms", True, "4.1"),
+    SeedMetric("webhook_p99_ms", "webhook P99 response time", "webhook", "ms", True, "4.1", critical=True),
+    SeedMetric("webhook_success_rate", "webhook success rate", "webhook", "%", False, "4.3", critical=True),
+    SeedMetric("redis_avg_ms", "Redis average latency", "redis", "ms", True, "4.2"),
+    SeedMetric("redis_p95_ms", "Redis P95 latency", "redis", "ms", True, "4.2"),
+    SeedMetric("redis_success_rate", "Redis success rate", "redis", "%", False, "5.1", critical=True),
+    SeedMetric("redis_connection_failure_rate", "Redis connection failure rate", "redis", "%", True, "5.1"),
+    SeedMetric("capacity_users", "capacity (concurrent users held)", "capacity", "users", False, "4.3"),
+    SeedMetric("recovery_time_s", "recovery time after an outage", "capacity", "s", True, "4.3"),
+)
+"""The seed's before/after figures (load-testing-suite-README.md, "Expected Improvements")."""
+
+SEED_KEYS = frozenset(metric.key for metric in SEED_METRICS)
 
 
 def _number(value: Any) -> float | None:
@@ -96,47 +126,10 @@ def _number(value: Any) -> float | None:
     return None if number != number else number  # NaN -> None
 
 
-def at(*path: str) -> Extractor:
-    """An extractor reading ``document[path[0]][path[1]]...`` as a number (None when absent)."""
-
-    def extract(document: Mapping[str, Any]) -> float | None:
-        node: Any = document
-        for key in path:
-            if not isinstance(node, Mapping) or key not in node:
-                return None
-            node = node[key]
-        return _number(node)
-
-    return extract
-
-
-def first_of(*extractors: Extractor) -> Extractor:
-    """The first extractor that finds a value."""
-
-    def extract(document: Mapping[str, Any]) -> float | None:
-        for extractor in extractors:
-            value = extractor(document)
-            if value is not None:
-                return value
-        return None
-
-    return extract
-
-
-def _redis_connection_failure_rate(document: Mapping[str, Any]) -> float | None:
-    """Share of Redis operations sent to the server that failed (timeouts, refused or reset
-    connections, pool exhaustion, error replies): the seed's "connection failure rate"."""
-    sent = at("redis", "operations_sent")(document)
-    failed = at("redis", "organic_failures")(document)
-    if sent and failed is not None:
-        return failed / sent
-    success_rate = at("summary", "success_rate")(document)
-    return None if success_rate is None else 1.0 - success_rate
-
-
 @dataclass(frozen=True, slots=True)
 class MetricSpec:
-    """One compared metric."""
+    """One compared metric: a test type's :class:`~perfsuite.jobs.Metric` (or, for a test type this
+    installation lacks, the seed's description of it) plus whether the seed states figures for it."""
 
     key: str
     """Stable id; for seed metrics also the attribute name in BaselineFigures / BaselineTargets."""
@@ -146,11 +139,10 @@ class MetricSpec:
     """``ms``, ``s``, ``%`` (a share 0-1), ``users``, ``req/s``."""
     lower_is_better: bool
     requirement: str
-    extract: Extractor
-    """Reads the value from a result document (``perfsuite.result/1``)."""
+    extract: Callable[[RunResult], float | None]
+    """Reads the value from a typed result."""
     statistic: str | None = None
-    """Interval statistic that tests it between two runs (``avg``, ``p50``, ``p95``, ``p99``,
-    ``success_rate``); None: shown, not tested for regressions."""
+    """Interval statistic that tests it between two runs; None: shown, not tested for regressions."""
     seed: bool = False
     """Has a seed figure and target."""
     critical: bool = False
@@ -190,189 +182,80 @@ class MetricSpec:
         """The seed's expected improvement, from its figure to its target."""
         return self.improvement(self.seed_figure(figures), self.seed_target(targets))
 
-
-def _spec(
-    key: str,
-    label: str,
-    test_type: str,
-    unit: str,
-    lower: bool,
-    req: str,
-    extract: Extractor,
-    statistic: str | None = None,
-    seed: bool = False,
-    critical: bool = False,
-) -> MetricSpec:
-    return MetricSpec(key, label, test_type, unit, lower, req, extract, statistic, seed, critical)
+    def value(self, result: RunResult) -> float | None:
+        """This metric of ``result`` (None when it has none)."""
+        return _number(self.extract(result))
 
 
-METRICS: tuple[MetricSpec, ...] = (
-    _spec(
-        "webhook_avg_ms",
-        "webhook average response time",
-        "webhook",
-        "ms",
-        True,
-        "4.1",
-        at("summary", "avg_ms"),
-        "avg",
-        seed=True,
-    ),
-    _spec(
-        "webhook_p50_ms",
-        "webhook P50 response time",
-        "webhook",
-        "ms",
-        True,
-        "4.1",
-        at("summary", "p50_ms"),
-        "p50",
-    ),
-    _spec(
-        "webhook_p95_ms",
-        "webhook P95 response time",
-        "webhook",
-        "ms",
-        True,
-        "4.1",
-        at("summary", "p95_ms"),
-        "p95",
-    ),
-    _spec(
-        "webhook_p99_ms",
-        "webhook P99 response time",
-        "webhook",
-        "ms",
-        True,
-        "4.1",
-        at("summary", "p99_ms"),
-        "p99",
-        seed=True,
-        critical=True,
-    ),
-    _spec(
-        "webhook_success_rate",
-        "webhook success rate",
-        "webhook",
-        "%",
-        False,
-        "4.3",
-        at("summary", "success_rate"),
-        "success_rate",
-        seed=True,
-        critical=True,
-    ),
-    _spec("webhook_rps", "webhook throughput", "webhook", "req/s", False, "4.1", at("summary", "rps")),
-    _spec(
-        "redis_avg_ms",
-        "Redis average latency",
-        "redis",
-        "ms",
-        True,
-        "4.2",
-        at("summary", "avg_ms"),
-        "avg",
-        seed=True,
-    ),
-    _spec("redis_p50_ms", "Redis P50 latency", "redis", "ms", True, "4.2", at("summary", "p50_ms"), "p50"),
-    _spec(
-        "redis_p95_ms",
-        "Redis P95 latency",
-        "redis",
-        "ms",
-        True,
-        "4.2",
-        at("summary", "p95_ms"),
-        "p95",
-        seed=True,
-    ),
-    _spec("redis_p99_ms", "Redis P99 latency", "redis", "ms", True, "4.2", at("summary", "p99_ms"), "p99"),
-    _spec(
-        "redis_success_rate",
-        "Redis success rate",
-        "redis",
-        "%",
-        False,
-        "5.1",
-        at("summary", "success_rate"),
-        "success_rate",
-        seed=True,
-        critical=True,
-    ),
-    _spec(
-        "redis_connection_failure_rate",
-        "Redis connection failure rate",
-        "redis",
-        "%",
-        True,
-        "5.1",
-        _redis_connection_failure_rate,
-        seed=True,
-    ),
-    _spec("redis_ops_per_s", "Redis throughput", "redis", "req/s", False, "4.2", at("summary", "rps")),
-    _spec(
-        "redis_pool_peak_utilization",
-        "Redis pool peak utilization",
-        "redis",
-        "%",
-        True,
-        "5.2",
-        at("pool", "peak_utilization"),
-    ),
-    _spec(
-        "capacity_users",
-        "capacity (concurrent users held)",
-        "capacity",
-        "users",
-        False,
-        "4.3",
-        first_of(at("capacity", "max_users"), at("summary", "max_users")),
-        seed=True,
-    ),
-    _spec(
-        "recovery_time_s",
-        "recovery time after an outage",
-        "capacity",
-        "s",
-        True,
-        "4.3",
-        first_of(at("capacity", "recovery_time_s"), at("summary", "recovery_time_s")),
-        seed=True,
-    ),
-    _spec(
-        "capacity_pool_peak_utilization",
-        "capacity pool peak utilization",
-        "capacity",
-        "%",
-        True,
-        "5.2",
-        first_of(at("capacity", "pool", "peak_utilization"), at("pool", "peak_utilization")),
-    ),
-)
-"""Every compared metric, in report order."""
+_RAW_PATHS: dict[str, tuple[str, ...]] = {
+    "capacity_users": ("capacity", "max_users"),
+    "recovery_time_s": ("capacity", "recovery_time_s"),
+}
+"""Where a result file of a test type this installation lacks keeps a seed metric (until the
+capacity test type lands, its golden result file is read this way)."""
 
-METRICS_BY_KEY: dict[str, MetricSpec] = {spec.key: spec for spec in METRICS}
+
+def _raw(key: str) -> Callable[[RunResult], float | None]:
+    def extract(result: RunResult) -> float | None:
+        node: Any = result.figures.model_dump() if result.figures is not None else {}
+        for part in _RAW_PATHS.get(key, ()):
+            node = node.get(part) if isinstance(node, dict) else None
+        return _number(node) if key in _RAW_PATHS else None
+
+    return extract
 
 
 def metrics_of(test_type: str) -> tuple[MetricSpec, ...]:
-    """The metrics that a run of ``test_type`` provides."""
-    return tuple(spec for spec in METRICS if spec.test_type == test_type)
+    """The metrics a run of ``test_type`` provides: its test type's own, in its order, or the seed's
+    description of them when this installation lacks the test type (their values then cannot be
+    read: "not measured")."""
+    installed = find(test_type)
+    if installed is not None:
+        return tuple(
+            MetricSpec(
+                key=metric.key,
+                label=metric.label,
+                test_type=test_type,
+                unit=metric.unit,
+                lower_is_better=metric.lower_is_better,
+                requirement=metric.requirement,
+                extract=metric.value,
+                statistic=metric.statistic,
+                seed=metric.key in SEED_KEYS,
+                critical=metric.critical,
+            )
+            for metric in installed.metrics()
+        )
+    return tuple(
+        MetricSpec(
+            key=seed.key,
+            label=seed.label,
+            test_type=test_type,
+            unit=seed.unit,
+            lower_is_better=seed.lower_is_better,
+            requirement=seed.requirement,
+            extract=_raw(seed.key),
+            seed=True,
+            critical=seed.critical,
+        )
+        for seed in SEED_METRICS
+        if seed.test_type == test_type
+    )
 
 
-def values_of(document: Mapping[str, Any]) -> dict[str, float | None]:
-    """Every metric of the document's test type, read from a result document."""
-    return {spec.key: spec.extract(document) for spec in metrics_of(str(document.get("test_type", "")))}
+def values_of(result: RunResult) -> dict[str, float | None]:
+    """Every metric of the result's test type."""
+    return {spec.key: spec.value(result) for spec in metrics_of(result.test_type)}
 
 
 __all__ = [
-    "METRICS",
-    "METRICS_BY_KEY",
     "REQUIREMENTS",
+    "SEED_KEYS",
+    "SEED_METRICS",
     "TEST_TYPES",
     "MetricSpec",
     "Requirement",
-    "at",
-    "first_of",
+    "SeedMetric",
     "metrics_of",
     "values_of",
 ]

@@ -22,12 +22,13 @@ import time
 from pathlib import Path
 
 from baseline.comparator import compare
-from baseline.history import RunHistory
 from baseline.job import comparison_charts, comparison_result
+from baseline.sides import run_side
 from baseline.synthetic import SyntheticProfile, write_run
 from perfsuite.collector import CollectorReader
 from perfsuite.config import BaselineConfig
 from perfsuite.embedded import start_redis
+from perfsuite.history import RunHistory
 from perfsuite.report import render
 from perfsuite.report_html import render_html
 from perfsuite.report_junit import render_junit
@@ -68,15 +69,15 @@ def main() -> None:
             run.summary()
         reference_s = time.perf_counter() - t0
 
-        history = RunHistory(server.url, "bench", BaselineConfig())
+        history = RunHistory(server.url, "bench")
         t0 = time.perf_counter()
-        before, after = history.side("bench-before"), history.side("bench-after")
+        before, after = run_side(history, "bench-before"), run_side(history, "bench-after")
         t1 = time.perf_counter()
         comparison = compare([after], BaselineConfig(), [before])
         t2 = time.perf_counter()
         result = comparison_result(comparison)
         text = render(result)
-        document = json.dumps(result.to_dict())
+        document = json.dumps(result.to_document())
         page = render_html(result, comparison_charts(comparison))
         junit = render_junit(result)
         t3 = time.perf_counter()

@@ -6,7 +6,8 @@ For each (processes, pipeline) setting, subject and reference run in the same in
 turn, ``--rounds`` times each, against one private ``redis-server`` (no persistence); the collector
 writes to a second private server so that the benchmarked one serves benchmark traffic only:
 
-- subject: ``perfsuite run --test-type redis`` as the CLI runs it (``redis_bench.job.run_redis``):
+- subject: ``perfsuite run --test-type redis`` as the CLI runs it (``perfsuite.jobs.run_job`` with
+  ``redis_bench.job.RedisBenchTest``):
   Locust users firing one request event per command into the collector, through the bounded pool
   and the breaker, with no faults injected; ``processes`` > 1 runs a Locust master + that many
   workers. Its figure is operations sent per second over the span from the first to the last
@@ -38,8 +39,8 @@ from typing import Any
 
 from perfsuite.config import load_config
 from perfsuite.embedded import ManagedProcess, start_redis
-from perfsuite.webhook_job import RunOptions
-from redis_bench.job import run_redis
+from perfsuite.jobs import RunOptions, run_job
+from redis_bench.job import RedisBenchTest, figures_of
 
 MIX = {"GET": 0.70, "SET": 0.25, "DEL": 0.05}
 KEY_SPACE = 10_000
@@ -103,15 +104,16 @@ def subject_rate(
         },
         environ={},
     )
-    result = run_redis(config, RunOptions(workers=processes if processes > 1 else 0, state_dir=state_dir))
-    figures = result.extra["redis"]
+    options = RunOptions(workers=processes if processes > 1 else 0, state_dir=state_dir)
+    result = run_job(RedisBenchTest(), config, options, collector.url)
+    figures = figures_of(result)
     return {
-        "ops_per_s": figures["ops_per_s"],
-        "operations": figures["operations_sent"],
-        "avg_ms": figures["organic"]["avg_ms"],
-        "p99_ms": figures["organic"]["p99_ms"],
-        "exact": result.collector.get("exact"),
-        "peak_in_use": result.extra["pool"]["peak_in_use"],
+        "ops_per_s": figures.redis.ops_per_s,
+        "operations": figures.redis.operations_sent,
+        "avg_ms": figures.redis.organic.avg_ms,
+        "p99_ms": figures.redis.organic.p99_ms,
+        "exact": result.collector is not None and result.collector.exact,
+        "peak_in_use": figures.pool.peak_in_use,
     }
 
 

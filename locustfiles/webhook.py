@@ -31,6 +31,7 @@ import math
 import random
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import gevent
@@ -44,8 +45,10 @@ from locustfiles.common import config_from_environment, install_collector
 from perfsuite.arrival import START_LAG_METRIC, UNCORRECTED_METRIC
 from perfsuite.collector import locust_plugin
 from perfsuite.errors import EXIT_USAGE
-from perfsuite.saturation import GENERATOR_MARK, GENERATOR_SAMPLE_MARK, GeneratorSample, SaturationMonitor
+from perfsuite.marks import GENERATOR, GENERATOR_SAMPLE, STAGE, Stage
+from perfsuite.saturation import GeneratorSample, SaturationMonitor
 from perfsuite.twilio import Outcome, Sender, TrafficGenerator, WebhookMessage, classify, parse_server_timing
+from webhook_load.rows import request_name
 
 CONFIG = config_from_environment()
 """The validated suite configuration every process of this test shares."""
@@ -56,8 +59,32 @@ ARRIVAL_MODE = CONFIG.arrival.rate_per_s is not None
 SENDER_GAP_S = 10.0
 """Arrival-rate mode: each simulated sender writes about once every this many seconds."""
 
-_generator: TrafficGenerator | None = None
-_monitor: SaturationMonitor | None = None
+
+@dataclass(slots=True)
+class WebhookState:
+    """This process's webhook test state, kept on Locust's Environment (one per test run)."""
+
+    generator: TrafficGenerator | None = None
+    """Signed messages for the current test (rebuilt per test: the web UI may change the host)."""
+    monitor: SaturationMonitor | None = None
+    """This process's generator-saturation monitor while a test runs."""
+
+
+def state_of(environment: Environment) -> WebhookState:
+    """The webhook state kept on ``environment`` (created on first use)."""
+    state = getattr(environment, "perfsuite_webhook", None)
+    if not isinstance(state, WebhookState):
+        state = WebhookState()
+        environment.perfsuite_webhook = state  # type: ignore[attr-defined]
+    return state
+
+
+def generator_of(environment: Environment) -> TrafficGenerator:
+    """The current test's traffic generator (built at test start)."""
+    generator = state_of(environment).generator
+    assert generator is not None, "the traffic generator is built at test start"
+    return generator
+
 
 arrival.register(events)  # at import time: before the collector's listeners (installed at init)
 
@@ -86,7 +113,7 @@ def _sample_mark(environment: Environment) -> Any:
             return
         driver = arrival.current_driver()
         writer.mark(
-            GENERATOR_SAMPLE_MARK,
+            GENERATOR_SAMPLE,
             at_s=sample.at_s,
             cpu_percent=round(sample.cpu_percent, 1),
             loop_lag_max_ms=round(sample.loop_lag_max_ms, 2),
@@ -99,35 +126,34 @@ def _sample_mark(environment: Environment) -> Any:
 
 @events.test_start.add_listener
 def _start_monitor(environment: Environment, **_: Any) -> None:
-    global _monitor
     if isinstance(environment.runner, MasterRunner):
         return  # the master sends no requests: its CPU does not touch latency
-    if _monitor is not None:
-        _monitor.stop()
-    _monitor = SaturationMonitor(
+    state = state_of(environment)
+    if state.monitor is not None:
+        state.monitor.stop()
+    state.monitor = SaturationMonitor(
         max_cpu_percent=CONFIG.arrival.max_cpu_percent, on_sample=_sample_mark(environment)
     )
-    _monitor.start()
+    state.monitor.start()
 
 
 @events.test_stop.add_listener  # registered at import: runs before the collector closes its writer
 def _stop_monitor(environment: Environment, **_: Any) -> None:
-    global _monitor
-    if _monitor is None:
+    state = state_of(environment)
+    if state.monitor is None:
         return
-    report = _monitor.stop()
-    _monitor = None
+    report = state.monitor.stop()
+    state.monitor = None
     writer = locust_plugin.current_writer(environment)
     if writer is not None:
-        writer.mark(GENERATOR_MARK, max_cpu_percent=CONFIG.arrival.max_cpu_percent, **report.to_fields())
+        writer.mark(GENERATOR, max_cpu_percent=CONFIG.arrival.max_cpu_percent, **report.to_fields())
 
 
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **_: Any) -> None:
     # Built per test: the web UI may change the host between tests, and the signature covers it.
-    global _generator
     host = environment.host or CONFIG.target.host or ""
-    _generator = TrafficGenerator(
+    state_of(environment).generator = TrafficGenerator(
         account_sid=CONFIG.target.account_sid,
         bot_number=CONFIG.target.bot_number,
         public_url=CONFIG.public_url(host),
@@ -137,20 +163,6 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         duplicate_rate=CONFIG.traffic.duplicate_rate,
         rng=random.Random(),
     )
-
-
-BAD_SIGNATURE_PREFIX = "webhook bad-signature"
-"""Stats rows of deliberately bad signatures: one per way of being bad (missing, mangled, ...),
-so the report shows how the bot answers each case."""
-
-
-def request_name(message: WebhookMessage) -> str:
-    """Stats row of a message: its kind, with each bad-signature case and retries kept apart."""
-    if not message.signature_valid:
-        return f"{BAD_SIGNATURE_PREFIX}:{message.signature_fault or 'invalid'}"
-    if message.duplicate:
-        return "webhook duplicate"
-    return f"webhook {message.kind}"
 
 
 def send_message(user: FastHttpUser, message: WebhookMessage, intended_at: float | None = None) -> Outcome:
@@ -220,8 +232,8 @@ class WhatsAppUser(FastHttpUser):
     connection_timeout = min(5.0, CONFIG.target.request_timeout_s)
 
     def on_start(self) -> None:
-        assert _generator is not None
-        self.sender = _generator.new_sender()
+        self.generator = generator_of(self.environment)
+        self.sender = self.generator.new_sender()
         self.sent = 0
         """Messages this user has sent (it stops at ``webhook.requests_per_user``)."""
 
@@ -231,8 +243,7 @@ class WhatsAppUser(FastHttpUser):
             gevent.sleep(0.5)  # quota done: wait for the shape to move on
             return
         self.sent += 1
-        assert _generator is not None
-        send_message(self, _generator.next_message(self.sender))
+        send_message(self, self.generator.next_message(self.sender))
 
 
 class BurstUser(FastHttpUser):
@@ -245,8 +256,8 @@ class BurstUser(FastHttpUser):
     fixed_count = 0  # only the shape spawns these
 
     def on_start(self) -> None:
-        assert _generator is not None
-        self.sender = _generator.new_sender()
+        self.generator = generator_of(self.environment)
+        self.sender = self.generator.new_sender()
         self.fired = False
 
     @task
@@ -255,8 +266,7 @@ class BurstUser(FastHttpUser):
             gevent.sleep(0.5)
             return
         self.fired = True
-        assert _generator is not None
-        send_message(self, _generator.next_message(self.sender))
+        send_message(self, self.generator.next_message(self.sender))
 
 
 class SeedWebhookProfile(LoadTestShape):
@@ -288,7 +298,7 @@ class SeedWebhookProfile(LoadTestShape):
         if writer is None:
             return
         for stage, at_s in self.unmarked:
-            writer.mark("stage", at_s=at_s, name=stage)
+            writer.mark(STAGE, at_s=at_s, name=stage)
         self.unmarked.clear()
 
     def tick(self) -> tuple[int, float, list[type[User]] | None] | None:
@@ -303,17 +313,17 @@ class SeedWebhookProfile(LoadTestShape):
         quota = settings.concurrent_users * settings.requests_per_user
         if not getattr(self, "stage", ""):
             self.burst_started_s = 0.0
-            self._enter("ramp")
-        if self.stage == "ramp":
+            self._enter(Stage.RAMP)
+        if self.stage == Stage.RAMP:
             if sent < quota:
                 spawn_rate = settings.concurrent_users / max(settings.ramp_up_time, 0.001)
                 return settings.concurrent_users, spawn_rate, [WhatsAppUser]
             if not settings.enable_burst_testing:
-                self._enter("done")
+                self._enter(Stage.DONE)
                 return None
             self.burst_started_s = run_time_s
-            self._enter("burst")
-        if self.stage == "burst":
+            self._enter(Stage.BURST)
+        if self.stage == Stage.BURST:
             burst_timeout_s = CONFIG.target.request_timeout_s + 10
             if (
                 sent < quota + settings.burst_intensity
@@ -322,7 +332,7 @@ class SeedWebhookProfile(LoadTestShape):
                 # The idle WhatsAppUsers still count towards Locust's total: add the burst on top.
                 total_users = settings.concurrent_users + settings.burst_intensity
                 return total_users, float(settings.burst_intensity), [BurstUser]
-            self._enter("done")
+            self._enter(Stage.DONE)
         return None
 
 
@@ -345,14 +355,14 @@ class WebhookArrivalUser(ArrivalUser):
         self.next_sender = 0
 
     def send_arrival(self, intended_at: float) -> None:
-        assert _generator is not None
+        generator = generator_of(self.environment)
         if len(self.senders) < self.sender_count:
-            self.senders.append(_generator.new_sender())
+            self.senders.append(generator.new_sender())
             sender = self.senders[-1]
         else:
             sender = self.senders[self.next_sender]
             self.next_sender = (self.next_sender + 1) % self.sender_count
-        send_message(self, _generator.next_message(sender), intended_at=intended_at)
+        send_message(self, generator.next_message(sender), intended_at=intended_at)
 
 
 class WebhookArrivalShape(ArrivalShape):

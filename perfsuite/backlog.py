@@ -6,15 +6,17 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-from dataclasses import asdict, dataclass
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, computed_field
 
-@dataclass(frozen=True, slots=True)
-class Backlog:
+
+class Backlog(BaseModel):
     """Queue depth when the load stopped and how it drained."""
 
-    supported: bool
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    supported: bool = False
     """False when the target exposes no queue depth (no health URL or no such field)."""
     depth_at_stop: int | None = None
     depth_at_end: int | None = None
@@ -22,14 +24,11 @@ class Backlog:
     """Seconds until the queue was empty; None if it did not empty within the timeout."""
     timeout_s: float = 0.0
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
-    def drained(self) -> bool:
-        """True when the queue emptied within the timeout."""
-        return self.depth_at_end == 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return {**asdict(self), "drained": self.drained if self.supported else None}
+    def drained(self) -> bool | None:
+        """True when the queue emptied within the timeout (None when the depth is unknown)."""
+        return self.depth_at_end == 0 if self.supported else None
 
 
 def queue_depth(health: Any) -> int | None:
@@ -66,7 +65,9 @@ def watch_backlog(health_url: str | None, timeout_s: float, poll_s: float = 0.25
         time.sleep(poll_s)
         depth = read_depth(health_url)
     drain_s = round(time.monotonic() - started, 3) if depth == 0 else None
-    return Backlog(True, first, depth, drain_s, timeout_s)
+    return Backlog(
+        supported=True, depth_at_stop=first, depth_at_end=depth, drain_s=drain_s, timeout_s=timeout_s
+    )
 
 
 __all__ = ["Backlog", "queue_depth", "read_depth", "watch_backlog"]

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import json
 import logging
 import signal
@@ -33,27 +32,20 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import SecretStr
 
+from perfsuite import registry
 from perfsuite.config import SuiteConfig, load_config
 from perfsuite.errors import EXIT_INTERRUPTED, EXIT_USAGE, ConfigError, PerfsuiteError
-from perfsuite.result import JobResult, check_writable, write_json, write_text
+from perfsuite.history import RunHistory, with_series
+from perfsuite.jobs import RunOptions, TestType, run_job
+from perfsuite.result import RunResult, RunStatus, check_writable, write_json, write_text
 
 if TYPE_CHECKING:
     from baseline.comparator import Comparison, RunSide
-    from baseline.history import RunHistory
     from baseline.job import BaselineRequest
+    from perfsuite.collector import RunData
     from perfsuite.report_html import ChartRun
-    from perfsuite.webhook_job import RunOptions
 
-TEST_TYPES = ("webhook", "redis", "capacity", "baseline", "all")
-LOAD_TEST_TYPES = ("webhook", "redis", "capacity")
 FORMATS = ("text", "json", "html", "junit")
-
-JOB_RUNNERS: dict[str, tuple[str, str]] = {
-    "webhook": ("perfsuite.webhook_job", "run_webhook"),
-    "redis": ("redis_bench.job", "run_redis"),
-    "capacity": ("capacity.job", "run_capacity"),
-}
-"""Test type -> (module, function(config, options) -> JobResult); a missing one is not available."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -121,8 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
 
     run = verbs.add_parser("run", help="run a test and print the graded report")
+    installed = [test_type.name for test_type in registry.test_types()]
     run.add_argument(
-        "--test-type", default="webhook", choices=TEST_TYPES, help="which test to run (default: webhook)"
+        "--test-type",
+        default="webhook",
+        choices=[*installed, *registry.COMPOSITE_TYPES],
+        help="which test to run (default: webhook); all = every test type, then the comparison",
     )
     _add_config_flags(run)
     run.add_argument(
@@ -201,8 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument(
         "--limit", type=_positive_int("--limit"), default=20, help="runs to show (default: 20)"
     )
+    listing.add_argument("--test-type", choices=installed, default=None, help="only runs of this test type")
     listing.add_argument(
-        "--test-type", choices=LOAD_TEST_TYPES, default=None, help="only runs of this test type"
+        "--target", default=None, help="only runs of this target (as the target column shows it)"
     )
     listing.add_argument("--format", choices=("text", "json"), default="text", help="output format")
 
@@ -234,19 +231,6 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     return {key: value for key, value in pairs.items() if value is not None}
 
 
-def job_runner(test_type: str) -> Callable[..., JobResult] | None:
-    """The job function of ``test_type``, or None when this build does not have it."""
-    module_name, function = JOB_RUNNERS[test_type]
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        if exc.name and module_name.startswith(exc.name):  # the module itself is missing, not a bug in it
-            return None
-        raise
-    runner = getattr(module, function, None)
-    return runner if callable(runner) else None
-
-
 def _pinned(config: SuiteConfig, redis_url: str) -> SuiteConfig:
     """``config`` with the collector's Redis fixed to ``redis_url`` (so every job and the history
     use the one server this command found or started)."""
@@ -254,45 +238,28 @@ def _pinned(config: SuiteConfig, redis_url: str) -> SuiteConfig:
     return config.model_copy(update={"secrets": secrets})
 
 
-def _open_history(config: SuiteConfig, stack: contextlib.ExitStack) -> tuple[SuiteConfig, RunHistory]:
-    from baseline.history import RunHistory
+def _open_history(config: SuiteConfig, stack: contextlib.ExitStack) -> tuple[SuiteConfig, RunHistory, str]:
     from perfsuite.services import STATE_DIR, collector_redis
 
     url = collector_redis(config, stack, STATE_DIR)
-    return _pinned(config, url), RunHistory(url, config.redis.key_prefix, config.baseline)
+    history = RunHistory(url, config.redis.key_prefix, config.baseline.max_intervals)
+    return _pinned(config, url), history, url
 
 
-def _attach_intervals(result: JobResult, history: RunHistory) -> None:
-    """Add the run's intervals and marks (for result files and charts) when the run is stored."""
-    from baseline.history import marks_of, selection_for
-    from baseline.intervals import IntervalSamples
-
-    try:
-        document, data = history.load(result.run_id)
-    except ConfigError:
-        return
-    samples = IntervalSamples.from_run(data, selection_for(document), history.settings.max_intervals)
-    result.extra["intervals"] = samples.to_dict()
-    result.extra["marks"] = marks_of(data)
-
-
-def _charts_of(result: JobResult, comparison: Comparison | None) -> list[ChartRun]:
-    from baseline.job import comparison_charts, result_charts
+def _charts_of(result: RunResult, comparison: Comparison | None) -> list[ChartRun]:
+    from baseline.job import comparison_charts
+    from perfsuite.charts import result_charts
 
     # a comparison's charts hold its current runs (for `all`, the parts) and its baseline runs
     return comparison_charts(comparison) if comparison is not None else result_charts(result)
 
 
-def _write_outputs(
-    result: JobResult,
-    args: argparse.Namespace,
-    comparison: Comparison | None = None,
-) -> None:
+def _write_outputs(result: RunResult, args: argparse.Namespace, comparison: Comparison | None = None) -> None:
     from perfsuite.report_html import render_html
     from perfsuite.report_junit import render_junit
 
     if args.output_file is not None:
-        write_json(result.to_dict(), args.output_file)
+        write_json(result.to_document(), args.output_file)
         print(f"\nresult written to {args.output_file}")
     if args.html_file is not None:
         write_text(render_html(result, _charts_of(result, comparison)), args.html_file, "--html-file")
@@ -302,11 +269,22 @@ def _write_outputs(
         print(f"JUnit XML written to {args.junit_file}")
 
 
-def _run(args: argparse.Namespace) -> int:
-    from baseline.job import BaselineRequest, comparison_result, run_baseline
-    from perfsuite.report import render
-    from perfsuite.webhook_job import RunOptions
+def _storer(history: RunHistory) -> Callable[[RunResult, RunData | None], RunResult]:
+    """Keep each result with its run and return it with its intervals and marks; a run the
+    collector never created only gets a warning."""
 
+    def store(result: RunResult, data: RunData | None) -> RunResult:
+        try:
+            history.store(result)
+        except PerfsuiteError as exc:
+            warning = f"result not stored with the run (run history will lack it): {exc}"
+            return result.model_copy(update={"warnings": (*result.warnings, warning)})
+        return with_series(result, data, history.max_intervals) if data is not None else result
+
+    return store
+
+
+def _check_run_flags(args: argparse.Namespace) -> None:
     if args.workers < 0 or args.workers > 64:
         raise ConfigError(f"--workers must be between 0 and 64, got {args.workers}")
     for flag, path in (
@@ -316,17 +294,25 @@ def _run(args: argparse.Namespace) -> int:
     ):
         if path is not None:
             check_writable(path, flag)  # before the run, not after it
-    if (args.baseline_run or args.baseline_file) and args.test_type not in ("baseline", "all"):
+    composite = args.test_type in registry.COMPOSITE_TYPES
+    if (args.baseline_run or args.baseline_file) and not composite:
         flag = "--baseline-run" if args.baseline_run else "--baseline-file"
         raise ConfigError(f"{flag}: only with --test-type baseline or all (got --test-type {args.test_type})")
     if args.baseline_run and args.baseline_file:
         raise ConfigError("--baseline-run and --baseline-file: give one of them, not both")
-    if args.run_id and args.test_type in ("baseline", "all"):
+    if args.run_id and composite:
         raise ConfigError(f"--run-id names one run: not allowed with --test-type {args.test_type}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from baseline.job import BaselineRequest, comparison_result, run_baseline
+    from perfsuite.report import render
+
+    _check_run_flags(args)
     config: SuiteConfig = load_config(args.config, args.scenario, overrides_from(args))
     request = BaselineRequest(baseline_run=args.baseline_run, baseline_file=args.baseline_file)
     with contextlib.ExitStack() as stack:
-        config, history = _open_history(config, stack)
+        config, history, url = _open_history(config, stack)
         options = RunOptions(host=args.host, workers=args.workers, verbose=args.verbose, run_id=args.run_id)
         if args.test_type == "baseline":
             comparison = run_baseline(history, config.baseline, request)
@@ -334,67 +320,52 @@ def _run(args: argparse.Namespace) -> int:
             print(render(result))
             _write_outputs(result, args, comparison)
             return result.exit_code
-        if args.test_type != "all":
-            runner = job_runner(args.test_type)
-            if runner is None:
-                available = ", ".join(t for t in LOAD_TEST_TYPES if job_runner(t) is not None)
-                raise ConfigError(
-                    f"--test-type {args.test_type}: not available in this build (available: {available})"
-                )
-            result = runner(config, options)
-            _store(history, result)
-            print(render(result))
-            _write_outputs(result, args)
-            return result.exit_code
-        return _run_all(config, options, history, request, args)
-
-
-def _store(history: RunHistory, result: JobResult) -> None:
-    """Keep the result with its run; a run the collector never created only gets a warning."""
-    try:
-        history.store(result)
-    except PerfsuiteError as exc:
-        result.warnings.append(f"result not stored with the run (run history will lack it): {exc}")
-        return
-    _attach_intervals(result, history)
+        if args.test_type == "all":
+            return _run_all(config, options, history, url, request, args)
+        result = run_job(registry.get(args.test_type), config, options, url, store=_storer(history))
+        print(render(result))
+        _write_outputs(result, args)
+        return result.exit_code
 
 
 def _run_all(
     config: SuiteConfig,
     options: RunOptions,
     history: RunHistory,
+    url: str,
     request: BaselineRequest,
     args: argparse.Namespace,
 ) -> int:
-    """``--test-type all``: every available job, then the comparison of exactly these runs."""
+    """``--test-type all``: every test type, then the comparison of exactly these runs."""
     from baseline.job import BaselineRequest, comparison_result, run_baseline
+    from baseline.sides import run_side
     from baseline.targets import TEST_TYPES as COMPARED
     from perfsuite.report import render, render_comparison
 
-    parts: list[JobResult] = []
+    parts: list[RunResult] = []
     notes: list[str] = []
     interrupted = False
-    for test_type in LOAD_TEST_TYPES:
-        runner = job_runner(test_type)
-        if runner is None:
-            notes.append(f"{test_type}: not available in this build; its seed targets count as not met")
-            print(f"perfsuite {test_type} test: not available in this build\n")
-            continue
+    installed = {test_type.name for test_type in registry.test_types()}
+    for name in COMPARED:
+        if name not in installed:
+            notes.append(f"{name}: not available in this build; its seed targets count as not met")
+            print(f"perfsuite {name} test: not available in this build\n")
+    test_types: list[TestType] = registry.test_types()
+    for test_type in test_types:
         try:
-            part = runner(config, options)
+            part = run_job(test_type, config, options, url, store=_storer(history))
         except KeyboardInterrupt:
             if not parts:
                 raise
             interrupted = True
-            notes.append(f"interrupted during the {test_type} test: later tests did not run")
+            notes.append(f"interrupted during the {test_type.name} test: later tests did not run")
             break
-        _store(history, part)
         print(render(part) + "\n")
         parts.append(part)
         if part.interrupted:
-            notes.append(f"interrupted during the {test_type} test: later tests did not run")
+            notes.append(f"interrupted during the {test_type.name} test: later tests did not run")
             break
-    sides = [history.side(part.run_id) for part in parts]
+    sides = [run_side(history, part.run_id) for part in parts]
     scope = None if (request.baseline_run or request.baseline_file) else COMPARED
     only_these = BaselineRequest(
         baseline_run=request.baseline_run,
@@ -404,19 +375,20 @@ def _run_all(
     )
     comparison = run_baseline(history, config.baseline, only_these, extra_current=sides)
     summary = comparison_result(comparison, config.snapshot())
-    result = JobResult(
+    result = RunResult(
         test_type="all",
         run_id=",".join(part.run_id for part in parts),
         scenario=config.scenario,
-        host=parts[0].host if parts else "",
+        target=parts[0].target if parts else summary.target,
+        status=RunStatus.INTERRUPTED if interrupted else RunStatus.FINISHED,
         checks=summary.checks,
-        warnings=notes,
-        interrupted=interrupted,
+        warnings=tuple(notes),
         config=config.snapshot(),
-        extra={"comparison": summary.extra["comparison"]},
-        parts=parts,
+        comparison=summary.comparison,
+        parts=tuple(parts),
     )
-    print(render_comparison(summary.extra["comparison"]))
+    if summary.comparison is not None:
+        print(render_comparison(summary.comparison))
     for note in notes:
         print(f"note: {note}")
     grades = ", ".join(f"{part.test_type} {part.grade.value}" for part in parts)
@@ -427,7 +399,7 @@ def _run_all(
 
 
 def _side(history: RunHistory, text: str, flag: str) -> RunSide:
-    from baseline.history import sides_from_file
+    from baseline.sides import run_side, sides_from_file
 
     path = Path(text)
     if text.endswith(".json") or path.is_file():
@@ -438,17 +410,17 @@ def _side(history: RunHistory, text: str, flag: str) -> RunSide:
                 f"{flag} {path}: holds {len(sides)} runs ({kinds}); compare one run with one run"
             )
         return sides[0]
-    return history.side(text)
+    return run_side(history, text)
 
 
 def _emit(
-    result: JobResult, args: argparse.Namespace, charts: Sequence[ChartRun], text: Callable[[], str]
+    result: RunResult, args: argparse.Namespace, charts: Sequence[ChartRun], text: Callable[[], str]
 ) -> None:
     """Print or write ``result`` in ``args.format``."""
     if args.format == "text":
         output = text()
     elif args.format == "json":
-        output = json.dumps(result.to_dict(), indent=2, default=str) + "\n"
+        output = json.dumps(result.to_document(), indent=2, default=str) + "\n"
     elif args.format == "html":
         from perfsuite.report_html import render_html
 
@@ -469,18 +441,15 @@ def _emit(
 def _compare(args: argparse.Namespace) -> int:
     from baseline.comparator import compare
     from baseline.job import comparison_charts, comparison_result
+    from baseline.sides import run_side
     from perfsuite.report import render
 
     config = load_config(args.config, args.scenario)
     with contextlib.ExitStack() as stack:
-        config, history = _open_history(config, stack)
+        config, history, _ = _open_history(config, stack)
         baseline = _side(history, args.baseline, "BASELINE")
         if args.current == "latest":
-            exclude = (baseline.run_id,) if baseline.source == "run" else ()
-            run_id = history.latest(baseline.test_type, exclude=exclude)
-            if run_id is None:
-                raise ConfigError(f"CURRENT latest: no other {baseline.test_type} run is stored")
-            current = history.side(run_id)
+            current = run_side(history, history.resolve("latest", "CURRENT", like=baseline.result))
         else:
             current = _side(history, args.current, "CURRENT")
         if baseline.test_type != current.test_type:
@@ -495,25 +464,19 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from baseline.job import result_charts
+    from perfsuite.charts import result_charts
     from perfsuite.report import render
     from perfsuite.result import read_json
 
     config = load_config(args.config, args.scenario)
     path = Path(args.run)
     if args.run.endswith(".json") or path.is_file():
-        result = JobResult.from_dict(read_json(path, "RUN"), str(path))
+        result = registry.load_result(read_json(path, "RUN"), str(path))
         _emit(result, args, result_charts(result), lambda: render(result))
         return 0
     with contextlib.ExitStack() as stack:
-        config, history = _open_history(config, stack)
-        run_id = args.run
-        if run_id == "latest":
-            runs = history.list(limit=1)
-            if not runs:
-                raise ConfigError("RUN latest: no run is stored yet (run `perfsuite run` first)")
-            run_id = runs[0].run_id
-        result, _ = history.result(run_id)
+        config, history, _ = _open_history(config, stack)
+        result = history.result(history.resolve(args.run, "RUN"))
         _emit(result, args, result_charts(result), lambda: render(result))
         return 0
 
@@ -521,21 +484,22 @@ def _report(args: argparse.Namespace) -> int:
 def _runs_list(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.scenario)
     with contextlib.ExitStack() as stack:
-        config, history = _open_history(config, stack)
-        runs = history.list(limit=args.limit, test_type=args.test_type)
+        config, history, _ = _open_history(config, stack)
+        runs = history.list(limit=args.limit, test_type=args.test_type, target=args.target)
     if args.format == "json":
         print(json.dumps([run.to_dict() for run in runs], indent=2))
         return 0
     if not runs:
         print("no runs stored yet: `perfsuite run` stores one")
         return 0
-    from perfsuite.report import table
+    from perfsuite.sections import plain_table, table
 
     rows = [
         [
             run.run_id,
             run.test_type,
             run.scenario,
+            run.target,
             run.demo_bot_mode,
             run.started_at[:19].replace("T", " "),
             run.status,
@@ -544,8 +508,9 @@ def _runs_list(args: argparse.Namespace) -> int:
         ]
         for run in runs
     ]
-    headers = ["run id", "test type", "scenario", "demo bot", "started (UTC)", "status", "requests", "grade"]
-    print("\n".join(table(headers, rows, left=range(len(headers) - 2))))
+    headers = ["run id", "test type", "scenario", "target", "demo bot", "started (UTC)", "status", "requests"]
+    headers.append("grade")
+    print("\n".join(plain_table(table(headers, rows, left=range(len(headers) - 2)))))
     return 0
 
 

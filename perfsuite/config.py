@@ -218,7 +218,7 @@ class RedisBenchConfig(_Section):
     """The seed's RedisBenchmarkConfig plus the pool, key space and thresholds."""
 
     url: str | None = None
-    """Redis to benchmark; None means the collector's Redis (embedded by default)."""
+    """Redis to benchmark (or ``--host redis://...``); None starts a private redis-server for it."""
     concurrent_operations: int = Field(100, ge=1, le=10_000)
     operations_per_worker: int = Field(1000, ge=1, le=10_000_000)
     read_percentage: float = Field(70, ge=0, le=100)

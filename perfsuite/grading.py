@@ -5,7 +5,9 @@ The rule (also in the README):
 - **EXCELLENT**: every check met.
 - **GOOD**: every critical check met and at least 75% of all checks met.
 - **FAIR**: at least 50% of all checks met.
-- **POOR**: anything less (or no check could be evaluated).
+- **POOR**: anything less, no check could be evaluated, or a critical check **missed by far**: its
+  value lies beyond the check's ``far`` bound (a success rate under 50%, a bot that accepts or
+  refuses every bad signature...). A bot that refuses everything is never FAIR.
 
 Exit codes follow the seed: EXCELLENT and GOOD exit 0, FAIR 1, POOR 2.
 
@@ -28,8 +30,11 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any, Literal
+
+from pydantic import computed_field
+from pydantic.dataclasses import dataclass
 
 from perfsuite.errors import EXIT_FAIR, EXIT_OK, EXIT_POOR
 
@@ -73,17 +78,25 @@ class Check:
     """A GOOD grade needs every critical check met."""
     note: str = ""
     """More detail for people (an interval, where a figure came from); empty by default."""
+    far: float | None = None
+    """For a critical check: a value beyond this bound (on the wrong side of ``comparison``) is a
+    miss by far, which makes the grade POOR whatever else was met. None: no such bound."""
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def met(self) -> bool:
         """True when ``actual`` satisfies ``comparison target``."""
-        if self.actual is None or (isinstance(self.actual, float) and math.isnan(self.actual)):
+        return _satisfies(self.actual, self.comparison, self.target)
+
+    @property
+    def missed_by_far(self) -> bool:
+        """A critical check whose value is beyond its ``far`` bound (or was not measured at all
+        while it has one)."""
+        if not self.critical or self.far is None or self.met:
             return False
-        if self.comparison == "<=":
-            return self.actual <= self.target
-        if self.comparison == ">=":
-            return self.actual >= self.target
-        return self.actual == self.target
+        if self.actual is None:
+            return True
+        return not _satisfies(self.actual, self.comparison if self.comparison != "==" else "<=", self.far)
 
     def reason(self) -> str | None:
         """Why the check failed, or None when it is met."""
@@ -95,10 +108,12 @@ class Check:
         return f"{self.name}: {actual} (target {self.comparison} {target})"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form, with ``met`` (``note`` only when set)."""
+        """JSON-able form, with ``met`` (``note`` and ``far`` only when set)."""
         data = {**asdict(self), "met": self.met}
         if not self.note:
             data.pop("note")
+        if self.far is None:
+            data.pop("far")
         return data
 
     @classmethod
@@ -119,7 +134,18 @@ class Check:
             requirement=str(data.get("requirement", "")),
             critical=bool(data.get("critical", False)),
             note=str(data.get("note", "")),
+            far=None if data.get("far") is None else float(data["far"]),
         )
+
+
+def _satisfies(actual: float | None, comparison: str, bound: float) -> bool:
+    if actual is None or (isinstance(actual, float) and math.isnan(actual)):
+        return False
+    if comparison == "<=":
+        return actual <= bound
+    if comparison == ">=":
+        return actual >= bound
+    return actual == bound
 
 
 def format_value(value: float, unit: str) -> str:
@@ -135,7 +161,7 @@ def format_value(value: float, unit: str) -> str:
 
 def grade(checks: Sequence[Check]) -> Grade:
     """The grade that ``checks`` earn by the rule in this module's docstring."""
-    if not checks:
+    if not checks or any(check.missed_by_far for check in checks):
         return Grade.POOR
     met = sum(check.met for check in checks)
     share = met / len(checks)

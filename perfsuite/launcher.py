@@ -8,14 +8,13 @@ passes distributed. The configuration travels in PERFSUITE_* environment variabl
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -45,25 +44,16 @@ class LocustJob:
     stop_timeout_s: float = 5.0
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class LocustOutcome:
-    """How the Locust processes ended and what Locust itself counted."""
+    """How the Locust processes ended. (What Locust counted is in the run's metadata, where the
+    collector plugin stores it: the one source of Locust's totals. Locust's own stats file is kept
+    beside the log, ``<run id>-locust.json``, for people.)"""
 
     returncode: int
     interrupted: bool
     timed_out: bool
-    stats: list[dict[str, Any]] = field(default_factory=list)
     log_path: Path | None = None
-
-    @property
-    def total_requests(self) -> int:
-        """Locust's own request count (sum over its stats rows)."""
-        return sum(int(row.get("num_requests", 0)) for row in self.stats)
-
-    @property
-    def total_failures(self) -> int:
-        """Locust's own failure count."""
-        return sum(int(row.get("num_failures", 0)) for row in self.stats)
 
 
 def locust_command(job: LocustJob, role: str, json_file: Path | None, master_port: int = 5557) -> list[str]:
@@ -90,8 +80,8 @@ def locust_command(job: LocustJob, role: str, json_file: Path | None, master_por
 def run_locust(job: LocustJob, timeout_s: float, verbose: bool = False) -> LocustOutcome:
     """Run the job to its end (or ``timeout_s``); Ctrl-C stops Locust cleanly and is reported.
 
-    Locust writes its final stats to a JSON file that this reads back, so the caller can check
-    that the collector counted exactly what Locust counted.
+    Locust also writes its final stats to ``<log_dir>/<run id>-locust.json`` (for people; the
+    figures read Locust's totals from the run's metadata).
     """
     job.log_dir.mkdir(parents=True, exist_ok=True)
     json_file = job.log_dir / f"{job.run_id}-locust.json"
@@ -154,15 +144,10 @@ def run_locust(job: LocustJob, timeout_s: float, verbose: bool = False) -> Locus
                 _stop(process, signal.SIGTERM, 10)
         if log is not None:
             log.close()
-    stats: list[dict[str, Any]] = []
-    if json_file.exists():
-        with contextlib.suppress(ValueError):
-            stats = json.loads(json_file.read_text())
     return LocustOutcome(
         returncode=processes[0].returncode if processes else 1,
         interrupted=interrupted,
         timed_out=timed_out,
-        stats=stats,
         log_path=None if verbose else log_path,
     )
 

@@ -7,11 +7,13 @@ document (schema ``perfsuite.comparison/1``), so a stored JSON file renders the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from perfsuite.grading import format_value
-from perfsuite.result import JobResult
+from perfsuite.registry import sections_of
+from perfsuite.result import RunResult, RunStatus, Summary
+from perfsuite.sections import Line, Section, Tone, lines, plain_table, table
 
 OUTCOMES = ("success", "rejected", "backpressure", "failure")
 
@@ -20,26 +22,13 @@ def _ms(value: Any) -> str:
     return "-" if value is None else f"{float(value):,.1f}"
 
 
-def table(headers: list[str], rows: Iterable[list[str]], left: Iterable[int] = (0,)) -> list[str]:
-    """A plain-text table: columns in ``left`` aligned left, the others right; trailing blanks cut."""
-    rows = list(rows)
-    left_columns = set(left)
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)]
-    line = "  ".join(f"{{:<{w}}}" if i in left_columns else f"{{:>{w}}}" for i, w in enumerate(widths))
-    out = [line.format(*headers), line.format(*("-" * w for w in widths))]
-    out += [line.format(*row) for row in rows]
-    return [text.rstrip() for text in out]
-
-
 NOT_GRADED = "NOT GRADED"
 
 
-def grade_label(result: JobResult) -> str:
+def grade_label(result: RunResult) -> str:
     """The grade to show: ``NOT GRADED`` for a run with no check at all (recorded outside
     ``perfsuite run``), whose rule grade (POOR) would say something nobody measured."""
-    if not result.checks and not result.parts and "comparison" not in result.extra:
-        return NOT_GRADED
-    return result.grade.value
+    return result.grade.value if result.graded else NOT_GRADED
 
 
 def format_figure(value: Any, unit: str) -> str:
@@ -124,7 +113,7 @@ def render_comparison(document: Mapping[str, Any]) -> str:
         if with_verdicts:
             cells.append(_verdict(row))
         rows.append(cells)
-    lines += [*table(headers, rows, left=(0, 1, 8)), ""]
+    lines += [*plain_table(table(headers, rows, left=(0, 1, 8))), ""]
     lines.append("target achievement per requirement (seed mapping)")
     for requirement in document["requirements"]:
         status = requirement["status"]
@@ -162,16 +151,82 @@ def render_comparison(document: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def render(result: JobResult) -> str:
+def render_section(section: Section) -> list[str]:
+    """One report section as text lines (problems marked with ``!``)."""
+    out = [section.title]
+    out += [f"  {'! ' if line.tone == 'bad' else ''}{line.text}" for line in section.lines]
+    if section.table is not None:
+        out += [f"  {row}" for row in plain_table(section.table)]
+    out += [f"  {'! ' if line.tone == 'bad' else ''}{line.text}" for line in section.after]
+    return out
+
+
+def core_sections(result: RunResult) -> list[Section]:
+    """The blocks every job's report has besides its test type's: collector agreement, failure
+    reasons, diagnosis (the HTML report draws the same)."""
+    sections: list[Section] = []
+    collector = result.collector
+    if collector is not None:
+        if collector.exact:
+            tone: Tone = "ok"
+            verdict = "agree"
+        else:
+            tone, verdict = "bad", "DISAGREE"
+        counted = "unknown" if collector.locust_requests is None else f"{collector.locust_requests:,}"
+        text = f"{collector.requests:,} requests recorded, Locust counted {counted} ({verdict})"
+        notes = [Line(text, tone)]
+        if collector.redis_lost:
+            notes.append(
+                Line(
+                    "the collector's Redis was lost during the run: "
+                    f"{collector.recovered_from_spill:,} entries recovered from the writers' spill files; "
+                    f"{collector.lost or 0:,} requests lost",
+                    "warn" if not collector.lost else "bad",
+                )
+            )
+        notes += [Line(problem, "bad") for problem in collector.problems[:5]]
+        sections.append(Section("collector", lines=tuple(notes), key="collector"))
+    if result.failure_reasons:
+        rows = [
+            [
+                f"{reason.count:,}",
+                f"{reason.request_type} {reason.name}".strip(),
+                reason.outcome,
+                reason.reason,
+            ]
+            for reason in result.failure_reasons[:10]
+        ]
+        cut = result.failure_reasons_total - min(10, len(result.failure_reasons))
+        after = lines(f"... and {cut:,} more reason(s) (see the JSON result)" if cut > 0 else None)
+        sections.append(
+            Section(
+                "failures (the bot's own words, redacted and cut)",
+                table=table(["count", "endpoint", "outcome", "reason"], rows, left=(1, 2, 3)),
+                after=after,
+                key="failures",
+            )
+        )
+    if result.diagnosis:
+        sections.append(
+            Section(
+                "diagnosis (what most likely went wrong)",
+                lines=tuple(Line(text, "bad") for text in result.diagnosis),
+                key="diagnosis",
+            )
+        )
+    return sections
+
+
+def render(result: RunResult) -> str:
     """The report as text (no colours; it goes to logs and CI output too)."""
-    if result.parts or "comparison" in result.extra:
+    if result.parts or result.comparison is not None:
         return _render_combined(result)
     return _render_job(result)
 
 
-def _render_combined(result: JobResult) -> str:
+def _render_combined(result: RunResult) -> str:
     blocks = [_render_job(part) for part in result.parts]
-    comparison = result.extra.get("comparison")
+    comparison = result.comparison
     if comparison:
         blocks.append(render_comparison(comparison))
     for warning in result.warnings:
@@ -180,111 +235,81 @@ def _render_combined(result: JobResult) -> str:
         grades = ", ".join(f"{part.test_type} {part.grade.value}" for part in result.parts)
         if comparison:
             grades += f", comparison {comparison['grade']}"
-        status = " (interrupted: partial results)" if result.exit_code == 130 else ""
+        status = " (interrupted: partial results)" if result.interrupted else ""
         blocks.append(f"OVERALL GRADE: {result.grade.value}  (worst of: {grades}){status}")
     return "\n\n".join(blocks)
 
 
-def _render_job(result: JobResult) -> str:
+def _headline(summary: Summary) -> list[str]:
+    rate = "-" if summary.success_rate is None else f"{summary.success_rate * 100:.2f}%"
+    excluded = ", ".join(
+        f"{why.replace('_', ' ')} {count:,}" for why, count in summary.excluded.items() if count
+    )
+    return [
+        f"requests        {summary.requests:,}   throughput {summary.rps or 0:,.1f} req/s"
+        + (f"   (not judged: {excluded})" if excluded else ""),
+        f"response time   P50 {_ms(summary.p50_ms)} ms   P95 {_ms(summary.p95_ms)} ms   "
+        f"P99 {_ms(summary.p99_ms)} ms   avg {_ms(summary.avg_ms)} ms   max {_ms(summary.max_ms)} ms",
+        f"success rate    {rate}   " + "   ".join(f"{name} {getattr(summary, name):,}" for name in OUTCOMES),
+    ]
+
+
+def _render_job(result: RunResult) -> str:
     summary = result.summary
-    lines = [
+    lines_ = [
         f"perfsuite {result.test_type} test - run {result.run_id} (scenario {result.scenario})",
-        f"target: {result.host}",
+        f"target: {result.target.label}",
         f"{result.started_at} -> {result.stopped_at}"
-        + (f"  ({summary.get('duration_s', 0):.1f} s)" if summary.get("duration_s") else ""),
+        + (f"  ({summary.duration_s:.1f} s)" if summary.duration_s else ""),
         "",
     ]
-    if summary:
-        lines += [
-            f"requests        {summary.get('requests', 0):,}   throughput {summary.get('rps', 0):,.1f} req/s",
-            f"response time   P50 {_ms(summary.get('p50_ms'))} ms   P95 {_ms(summary.get('p95_ms'))} ms   "
-            f"P99 {_ms(summary.get('p99_ms'))} ms   avg {_ms(summary.get('avg_ms'))} ms   "
-            f"max {_ms(summary.get('max_ms'))} ms",
-            f"success rate    {summary.get('success_rate', 0) * 100:.2f}%   "
-            + "   ".join(f"{name} {summary.get(name, 0):,}" for name in OUTCOMES),
-            "",
-        ]
+    if summary.requests or result.endpoints:
+        lines_ += [*_headline(summary), ""]
     if result.endpoints:
         headers = ["endpoint", "requests", *OUTCOMES[1:], "P50 ms", "P95 ms", "P99 ms", "max ms"]
         rows = [
             [
-                f"{row['request_type']} {row['name']}",
-                f"{row['count']:,}",
-                *(f"{row.get(name, 0):,}" for name in OUTCOMES[1:]),
-                _ms(row.get("p50_ms")),
-                _ms(row.get("p95_ms")),
-                _ms(row.get("p99_ms")),
-                _ms(row.get("max_ms")),
+                f"{row.request_type} {row.name}",
+                f"{row.count:,}",
+                *(f"{getattr(row, name):,}" for name in OUTCOMES[1:]),
+                _ms(row.p50_ms),
+                _ms(row.p95_ms),
+                _ms(row.p99_ms),
+                _ms(row.max_ms),
             ]
             for row in result.endpoints
         ]
-        lines += [*table(headers, rows), ""]
-    if result.timings:
-        rows = [
-            [
-                metric,
-                f"{t['count']:,}",
-                _ms(t.get("avg_ms")),
-                _ms(t.get("p50_ms")),
-                _ms(t.get("p95_ms")),
-                _ms(t.get("p99_ms")),
-            ]
-            for metric, t in result.timings.items()
-        ]
-        lines += [
-            "timing breakdown (4.1)",
-            *table(["phase", "samples", "avg ms", "P50", "P95", "P99"], rows),
-            "",
-        ]
-    for section in result.extra.get("report_sections", []):
-        lines += [*section, ""]
-    if result.backlog:
-        backlog = result.backlog
-        if not backlog.get("supported"):
-            lines.append("backlog         target exposes no queue depth")
-        elif backlog.get("drained"):
-            lines.append(
-                f"backlog         {backlog.get('depth_at_stop')} queued at stop, drained in "
-                f"{backlog.get('drain_s')} s"
-            )
-        else:
-            lines.append(
-                f"backlog         {backlog.get('depth_at_end')} still queued "
-                f"{backlog.get('timeout_s')} s after the load"
-            )
-    collector = result.collector
-    if collector:
-        agree = "agree" if collector.get("exact") else "DISAGREE"
-        lines.append(
-            f"collector       {collector.get('requests', 0):,} requests recorded, Locust counted "
-            f"{collector.get('locust_requests', 0):,} ({agree})"
-        )
-    if result.failure_reasons:
-        lines += ["", "failures"]
-        lines += [f"  {r['count']:>7,}  {r['name']}: {r['reason']}" for r in result.failure_reasons[:10]]
-    lines += ["", "thresholds"]
+        lines_ += [*plain_table(table(headers, rows)), ""]
+    for section in [*sections_of(result), *core_sections(result)]:
+        lines_ += [*render_section(section), ""]
+    lines_.append("thresholds")
     for check in result.checks:
         mark = "met " if check.met else "MISS"
         actual = "not measured" if check.actual is None else format_value(check.actual, check.unit)
         requirement = f" [{check.requirement}]" if check.requirement else ""
-        lines.append(
+        far = " - missed by far" if check.missed_by_far else ""
+        lines_.append(
             f"  [{mark}] {check.name}{requirement}: {actual} (target {check.comparison} "
-            f"{format_value(check.target, check.unit)})"
+            f"{format_value(check.target, check.unit)}){far}"
         )
     for warning in result.warnings:
-        lines.append(f"warning: {warning}")
+        lines_.append(f"warning: {warning}")
     met = sum(check.met for check in result.checks)
-    status = " (interrupted: partial results)" if result.interrupted else ""
-    lines += ["", f"GRADE: {grade_label(result)}  ({met}/{len(result.checks)} thresholds met){status}"]
-    return "\n".join(lines)
+    status = {
+        RunStatus.INTERRUPTED: " (interrupted: partial results)",
+        RunStatus.TIMED_OUT: " (stopped at its time bound: partial results)",
+    }.get(result.status, "")
+    lines_ += ["", f"GRADE: {grade_label(result)}  ({met}/{len(result.checks)} thresholds met){status}"]
+    return "\n".join(lines_)
 
 
 __all__ = [
     "NOT_GRADED",
+    "core_sections",
     "format_figure",
     "format_improvement",
     "grade_label",
     "render",
     "render_comparison",
-    "table",
+    "render_section",
 ]

@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from perfsuite.grading import Check, format_value
-from perfsuite.report import format_figure, format_improvement, grade_label
-from perfsuite.result import SCHEMA, JobResult
+from perfsuite.registry import sections_of
+from perfsuite.report import core_sections, format_figure, format_improvement, grade_label
+from perfsuite.result import SCHEMA, RunResult
+from perfsuite.sections import Line, Section
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,24 +430,39 @@ def _ms(value: Any) -> str:
     return "-" if value is None else f"{float(value):,.1f}"
 
 
-def _job_section(result: JobResult) -> str:
+def _line_html(line: Line) -> str:
+    css = {"ok": "met", "warn": "warning", "bad": "miss"}.get(line.tone, "")
+    return f'<p class="line {css}">{_E(line.text)}</p>'
+
+
+def section_html(section: Section) -> str:
+    """One report section (the same the terminal report prints) as HTML."""
+    parts = [f'<h3 id="section-{_E(section.key)}">{_E(section.title)}</h3>']
+    parts += [_line_html(line) for line in section.lines]
+    if section.table is not None:
+        rows = [[_E(cell) for cell in row] for row in section.table.rows]
+        parts.append(_table(section.table.headers, rows))
+    parts += [_line_html(line) for line in section.after]
+    return f'<div class="section" data-key="{_E(section.key)}">' + "".join(parts) + "</div>"
+
+
+def _job_section(result: RunResult) -> str:
     summary = result.summary
     cards = [
-        ("requests", f"{int(summary.get('requests') or 0):,}"),
-        ("throughput", f"{float(summary.get('rps') or 0):,.1f} req/s"),
-        ("P50", f"{_ms(summary.get('p50_ms'))} ms"),
-        ("P95", f"{_ms(summary.get('p95_ms'))} ms"),
-        ("P99", f"{_ms(summary.get('p99_ms'))} ms"),
-        (
-            "success rate",
-            "-" if summary.get("success_rate") is None else f"{summary['success_rate'] * 100:.2f}%",
-        ),
+        ("requests", f"{summary.requests:,}"),
+        ("throughput", f"{summary.rps or 0:,.1f} req/s"),
+        ("P50", f"{_ms(summary.p50_ms)} ms"),
+        ("P95", f"{_ms(summary.p95_ms)} ms"),
+        ("P99", f"{_ms(summary.p99_ms)} ms"),
+        ("success rate", "-" if summary.success_rate is None else f"{summary.success_rate * 100:.2f}%"),
     ]
+    cards += [(name, f"{getattr(summary, name):,}") for name in ("rejected", "backpressure", "failure")]
+    cards += [(why.replace("_", " "), f"{count:,}") for why, count in summary.excluded.items() if count]
     parts = [
         f'<section class="job"><h2>{_E(result.test_type)} run {_E(result.run_id)} '
         f'<span class="grade small" style="background:{_grade_colour(result)}">'
         f"{grade_label(result)}</span></h2>",
-        f'<p class="meta">scenario {_E(result.scenario)} · target {_E(result.host)} · '
+        f'<p class="meta">scenario {_E(result.scenario)} · target {_E(result.target.label)} · '
         f"{_E(result.started_at)} → {_E(result.stopped_at)}</p>",
         '<div class="cards">'
         + "".join(
@@ -457,29 +474,34 @@ def _job_section(result: JobResult) -> str:
     if result.endpoints:
         rows = [
             [
-                _E(f"{row.get('request_type', '')} {row.get('name', '')}"),
-                f"{int(row.get('count') or 0):,}",
-                f"{int(row.get('failure') or 0):,}",
-                _ms(row.get("p50_ms")),
-                _ms(row.get("p95_ms")),
-                _ms(row.get("p99_ms")),
-                _ms(row.get("max_ms")),
+                _E(f"{row.request_type} {row.name}"),
+                f"{row.count:,}",
+                f"{row.rejected:,}",
+                f"{row.backpressure:,}",
+                f"{row.failure:,}",
+                _ms(row.p50_ms),
+                _ms(row.p95_ms),
+                _ms(row.p99_ms),
+                _ms(row.max_ms),
             ]
             for row in result.endpoints
         ]
-        parts.append(
-            "<h3>Endpoints</h3>"
-            + _table(["endpoint", "requests", "failures", "P50 ms", "P95 ms", "P99 ms", "max ms"], rows)
-        )
+        headers = [
+            "endpoint",
+            "requests",
+            "rejected",
+            "backpressure",
+            "failure",
+            "P50 ms",
+            "P95 ms",
+            "P99 ms",
+        ]
+        parts.append("<h3>Endpoints</h3>" + _table([*headers, "max ms"], rows))
+    for section in [*sections_of(result), *core_sections(result)]:
+        parts.append(section_html(section))
     if result.checks:
         met = sum(check.met for check in result.checks)
         parts.append(f"<h3>Thresholds ({met}/{len(result.checks)} met)</h3>" + _checks_table(result.checks))
-    if result.failure_reasons:
-        rows = [
-            [f"{int(r.get('count') or 0):,}", _E(str(r.get("name", ""))), _E(str(r.get("reason", "")))]
-            for r in result.failure_reasons[:20]
-        ]
-        parts.append("<h3>Failure reasons</h3>" + _table(["count", "endpoint", "reason"], rows))
     for warning in result.warnings:
         parts.append(f'<p class="warning">warning: {_E(warning)}</p>')
     parts.append("</section>")
@@ -599,6 +621,7 @@ tr.row-miss td{background:#fff5f5}
 .neutral{color:#868e96}
 .critical{font-size:11px;color:#c92a2a;border:1px solid #ffc9c9;border-radius:3px;padding:0 3px}
 .warning{color:#e67700}
+.line{margin:2px 0;font-family:ui-monospace,monospace;font-size:12.5px;white-space:pre-wrap}
 figure.chart-box{margin:12px 0}
 figcaption{font-weight:600;margin-bottom:4px}
 .chart-wrap{position:relative}
@@ -697,13 +720,13 @@ SCRIPT = """
 """
 
 
-def _grade_colour(result: JobResult) -> str:
+def _grade_colour(result: RunResult) -> str:
     return GRADE_COLOURS.get(grade_label(result), "#868e96")
 
 
-def render_html(result: JobResult, charts: Sequence[ChartRun] = ()) -> str:
+def render_html(result: RunResult, charts: Sequence[ChartRun] = ()) -> str:
     """The report of ``result`` as one self-contained HTML page (``charts``: time series to draw)."""
-    comparison = result.extra.get("comparison")
+    comparison = result.comparison
     if result.test_type == "baseline" and comparison:
         title = "perfsuite comparison"
         subtitle = f"{comparison['baseline']['label']} → {comparison['current']['label']}"

@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 
 from perfsuite.grading import Check, format_value
-from perfsuite.result import JobResult
+from perfsuite.result import RunResult
 
 
 def _suite(
@@ -55,7 +55,7 @@ def _suite(
             failure.text = detail
 
 
-def _job_suites(root: ET.Element, result: JobResult) -> None:
+def _job_suites(root: ET.Element, result: RunResult) -> None:
     properties = {
         "run_id": result.run_id,
         "test_type": result.test_type,
@@ -65,12 +65,12 @@ def _job_suites(root: ET.Element, result: JobResult) -> None:
     _suite(root, f"perfsuite.{result.test_type}", result.checks, "threshold", properties)
 
 
-def render_junit(result: JobResult) -> str:
+def render_junit(result: RunResult) -> str:
     """``result`` as a JUnit XML document (UTF-8 text with an XML declaration)."""
     root = ET.Element("testsuites", {"name": "perfsuite"})
     for part in result.parts:
         _job_suites(root, part)
-    comparison = result.extra.get("comparison")
+    comparison = result.comparison
     if comparison:
         properties = {
             "baseline": str(comparison["baseline"]["label"]),

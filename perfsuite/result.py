@@ -1,306 +1,275 @@
-"""The result of one test job: what the terminal report, the JSON file and the exit code show.
+"""The result of one test job, typed and frozen: what the reports, the JSON file and the exit code show.
 
-JSON schema ``perfsuite.result/1`` (documented in README.md; machine-readable in ``JSON_SCHEMA``,
-draft 2020-12). Version 1 grows only by adding optional keys: a reader of version 1 ignores keys
-it does not know, and a change that removes or retypes a key bumps the number.
+A :class:`RunResult` is built once, by the job skeleton (``perfsuite/jobs.py``), and never changed
+afterwards (``model_copy`` makes a new one). Plain dicts exist only at the JSON edge:
+:meth:`RunResult.to_document` writes schema ``perfsuite.result/2``, :func:`read_document` reads
+version 2 and upgrades version 1 files (:func:`upgrade_v1`), so ``perfsuite compare`` still takes
+result files written before the change. The JSON Schema is generated from these models
+(``perfsuite.registry.json_schema``), with each test type's figures model in it.
 
-Always present:
-
-- ``schema`` (``perfsuite.result/1``), ``test_type`` (webhook | redis | capacity | baseline | all),
-  ``run_id``, ``scenario``, ``host``, ``started_at``, ``stopped_at`` (ISO-8601 UTC or empty)
-- ``grade`` (EXCELLENT|GOOD|FAIR|POOR), ``exit_code`` (0, 1, 2 or 130), ``interrupted``
-- ``summary``: totals (requests, success, rejected, backpressure, failure, success_rate,
-  avg_ms, p50_ms, p95_ms, p99_ms, max_ms, rps, duration_s)
-- ``endpoints``: the same per (request_type, name)
-- ``timings``: per timing metric (``ttfb``, ``server.<phase>``): count, avg_ms, p50/p95/p99_ms
-- ``checks``: every threshold: name, actual, comparison, target, unit, requirement, critical,
-  met, and ``note`` when there is more to say
-- ``collector``: requests counted by the collector and by Locust, and whether they agree
-- ``backlog``, ``failure_reasons``, ``warnings``, ``config`` (secrets redacted)
-
-Optional (added in 1.1, still ``perfsuite.result/1``):
-
-- ``intervals`` (schema ``perfsuite.intervals/1``): the run cut into equal intervals with counts
-  and HDR latency histograms, so a later comparison with this file knows the run-to-run noise
-  (``baseline/intervals.py``); ``marks``: stage marks and fault windows of the run
-- ``comparison`` (schema ``perfsuite.comparison/1``): for ``baseline`` and ``all`` results, every
-  compared metric (baseline, current, improvement, expected improvement, target, met, the
-  regression verdict with its interval), target achievement per requirement, the checks and grade
-  (``baseline/comparator.py``)
-- ``runs``: for ``all``, the result documents of the jobs that ran (each ``perfsuite.result/1``);
-  the top-level grade is then the worst of theirs and the comparison's
-- test-type sections: ``redis``, ``pool``, ``breaker``, ``connection_health`` (Redis benchmark),
-  ``capacity`` (capacity test), ``report_sections`` (extra lines of the terminal report)
+Version 2 renamed (see CHANGELOG): ``host`` -> ``target`` (kind, host, path, embedded,
+demo_bot_mode as fields), ``interrupted`` -> ``status``, ``runs`` -> ``parts``; test-type sections
+(webhook ``timings``, ``latency``, ``arrival``, ``backlog``; Redis ``redis``, ``pool``, ``breaker``,
+``connection_health``; ``capacity``) moved under ``figures``; ``summary.count`` dropped (it equals
+``summary.requests``); the pre-rendered ``report_sections`` are gone (reports are drawn from the
+figures); the Redis benchmark's breaker refusals and injected faults moved from
+``summary.backpressure``/``summary.injected`` to ``summary.excluded``.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, computed_field
 
 from perfsuite.errors import EXIT_INTERRUPTED, ConfigError
 from perfsuite.grading import Check, Grade, combined
 
-SCHEMA = "perfsuite.result/1"
+SCHEMA: Literal["perfsuite.result/2"] = "perfsuite.result/2"
+SCHEMA_V1 = "perfsuite.result/1"
 
-_CORE_KEYS = (
-    "schema",
-    "test_type",
-    "run_id",
-    "scenario",
-    "host",
-    "started_at",
-    "stopped_at",
-    "grade",
-    "exit_code",
-    "interrupted",
-    "summary",
-    "endpoints",
-    "timings",
-    "checks",
-    "collector",
-    "backlog",
-    "failure_reasons",
-    "warnings",
-    "config",
-    "runs",
-)
-
-_NUMBER_OR_NULL = {"type": ["number", "null"]}
-_CHECK_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["name", "actual", "comparison", "target", "unit", "requirement", "critical", "met"],
-    "properties": {
-        "name": {"type": "string"},
-        "actual": _NUMBER_OR_NULL,
-        "comparison": {"enum": ["<=", ">=", "=="]},
-        "target": {"type": "number"},
-        "unit": {"type": "string"},
-        "requirement": {"type": "string"},
-        "critical": {"type": "boolean"},
-        "met": {"type": "boolean"},
-        "note": {"type": "string"},
-    },
-}
-_GRADES = [grade.value for grade in Grade]
-
-JSON_SCHEMA: dict[str, Any] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "https://perfsuite.invalid/schema/perfsuite.result-1.json",
-    "title": "perfsuite.result/1",
-    "type": "object",
-    "required": [key for key in _CORE_KEYS if key != "runs"],
-    "properties": {
-        "schema": {"const": SCHEMA},
-        "test_type": {"enum": ["webhook", "redis", "capacity", "baseline", "all"]},
-        "run_id": {"type": "string"},
-        "scenario": {"type": "string"},
-        "host": {"type": "string"},
-        "started_at": {"type": "string"},
-        "stopped_at": {"type": "string"},
-        "grade": {"enum": _GRADES},
-        "exit_code": {"enum": [0, 1, 2, 130]},
-        "interrupted": {"type": "boolean"},
-        "summary": {"type": "object"},
-        "endpoints": {"type": "array", "items": {"type": "object"}},
-        "timings": {"type": "object"},
-        "checks": {"type": "array", "items": _CHECK_SCHEMA},
-        "collector": {"type": "object"},
-        "backlog": {"type": "object"},
-        "failure_reasons": {"type": "array"},
-        "warnings": {"type": "array", "items": {"type": "string"}},
-        "config": {"type": "object"},
-        "runs": {"type": "array", "items": {"$ref": "#"}},
-        "intervals": {
-            "type": "object",
-            "required": ["schema", "window_s", "windows"],
-            "properties": {
-                "schema": {"const": "perfsuite.intervals/1"},
-                "window_s": {"type": "integer", "minimum": 1},
-                "windows": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["start_s", "count", "good", "rt"],
-                        "properties": {
-                            "start_s": {"type": "integer"},
-                            "count": {"type": "integer", "minimum": 0},
-                            "good": {"type": "integer", "minimum": 0},
-                            "stage": {"type": "integer", "minimum": 0},
-                            "rt": {"type": "string", "description": "HdrHistogram V2 compressed, base64"},
-                        },
-                    },
-                },
-            },
-        },
-        "marks": {"type": "array", "items": {"type": "object", "required": ["at", "kind"]}},
-        "comparison": {
-            "type": "object",
-            "required": [
-                "schema",
-                "baseline",
-                "current",
-                "scope",
-                "metrics",
-                "requirements",
-                "checks",
-                "grade",
-            ],
-            "properties": {
-                "schema": {"const": "perfsuite.comparison/1"},
-                "baseline": {"type": "object", "required": ["kind", "label", "runs"]},
-                "current": {"type": "object", "required": ["label", "runs"]},
-                "scope": {"type": "array", "items": {"enum": ["webhook", "redis", "capacity"]}},
-                "settings": {"type": "object"},
-                "metrics": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": [
-                            "key",
-                            "label",
-                            "test_type",
-                            "requirement",
-                            "unit",
-                            "lower_is_better",
-                            "status",
-                            "baseline",
-                            "current",
-                            "improvement",
-                            "expected_improvement",
-                            "target",
-                            "met",
-                        ],
-                        "properties": {
-                            "status": {"enum": ["measured", "not measured", "not run"]},
-                            "baseline": _NUMBER_OR_NULL,
-                            "current": _NUMBER_OR_NULL,
-                            "improvement": _NUMBER_OR_NULL,
-                            "expected_improvement": _NUMBER_OR_NULL,
-                            "target": _NUMBER_OR_NULL,
-                            "met": {"type": ["boolean", "null"]},
-                            "difference": {"type": ["object", "null"]},
-                        },
-                    },
-                },
-                "requirements": {"type": "array", "items": {"type": "object", "required": ["id", "status"]}},
-                "checks": {"type": "array", "items": _CHECK_SCHEMA},
-                "target_checks": {"type": "array", "items": _CHECK_SCHEMA},
-                "regression_checks": {"type": "array", "items": _CHECK_SCHEMA},
-                "grade": {"enum": _GRADES},
-                "exit_code": {"enum": [0, 1, 2]},
-                "warnings": {"type": "array", "items": {"type": "string"}},
-            },
-        },
-    },
-}
-"""JSON Schema (draft 2020-12) of ``perfsuite.result/1`` documents."""
+ANSWERED_AS_INTENDED: tuple[str, ...] = ("success", "rejected")
+"""Outcomes that count as answered as intended: the **success rate** is their share of the requests
+judged (``(success + rejected) / requests``). A rejection is the expected refusal of a request the
+generator meant to be refused (a bad signature); requests a test deliberately sends into an
+injected fault, or that our own client refused without sending, are not judged (``excluded``)."""
 
 
-@dataclass(slots=True)
-class JobResult:
-    """Everything one job measured and concluded."""
+class Model(BaseModel):
+    """Frozen, strict about unknown keys."""
 
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RunStatus(enum.StrEnum):
+    """How a run ended (one owner: ``perfsuite.jobs.run_status``)."""
+
+    FINISHED = "finished"
+    INTERRUPTED = "interrupted"
+    """Ctrl-C or SIGTERM: partial results."""
+    TIMED_OUT = "timed_out"
+    """Locust did not finish within the job's time bound and was stopped: partial results."""
+
+
+class Target(Model):
+    """What was loaded, as fields (never a string to parse back)."""
+
+    kind: Literal["http", "redis", "none"] = "http"
+    host: str = ""
+    """Base URL Locust connected to (a Redis URL with its password redacted)."""
+    path: str | None = None
+    """The webhook path (HTTP targets)."""
+    embedded: bool = False
+    """True when the suite started the target itself (the demo bot, a private Redis to benchmark)."""
+    demo_bot_mode: str | None = None
+    """``optimized`` / ``legacy`` for the embedded demo bot, else None."""
+
+    @property
+    def label(self) -> str:
+        """``http://127.0.0.1:8000/webhook/whatsapp (embedded demo bot, legacy)``."""
+        text = self.host + (self.path or "") if self.kind == "http" else self.host
+        if self.embedded:
+            what = "embedded demo bot" if self.kind == "http" else "embedded private Redis"
+            text += f" ({what}" + (f", {self.demo_bot_mode})" if self.demo_bot_mode else ")")
+        return text or "-"
+
+    @property
+    def identity(self) -> str:
+        """What makes two runs runs of the same target: the embedded demo bot (whatever port it got;
+        its mode is the build under test, like a before/after of your own bot), or the host and
+        path."""
+        if self.embedded:
+            return "embedded demo bot" if self.kind == "http" else "embedded private Redis"
+        return self.host + (self.path or "") if self.kind == "http" else self.host
+
+
+class _Figures(Model):
+    success: int = 0
+    rejected: int = 0
+    backpressure: int = 0
+    failure: int = 0
+    avg_ms: float | None = None
+    min_ms: float | None = None
+    p50_ms: float | None = None
+    p90_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    max_ms: float | None = None
+    rps: float | None = None
+    """Requests per second over the exact span from the first to the last request."""
+    bytes: int = 0
+
+
+class Summary(_Figures):
+    """The run's totals (the requests judged), percentiles over all of them, and throughput."""
+
+    requests: int = 0
+    """Requests judged: sent to the target and answered (or not) by it."""
+    duration_s: float | None = None
+    """Seconds from the first request's start to the last request's end."""
+    excluded: dict[str, int] = Field(default_factory=dict)
+    """Requests not judged, by why (``injected``: sent into an injected fault on purpose;
+    ``refused_by_breaker``: our own client's open breaker refused them unsent)."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def success_rate(self) -> float | None:
+        """Share answered as intended (see :data:`ANSWERED_AS_INTENDED`); None without requests."""
+        return (self.success + self.rejected) / self.requests if self.requests else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def failure_rate(self) -> float | None:
+        """Share that failed (errors, wrong answers, no answer)."""
+        return self.failure / self.requests if self.requests else None
+
+
+class Endpoint(_Figures):
+    """One (request_type, name) row: the same figures for that endpoint alone."""
+
+    request_type: str
+    name: str
+    count: int = 0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def success_rate(self) -> float | None:
+        """Share answered as intended."""
+        return (self.success + self.rejected) / self.count if self.count else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def failure_rate(self) -> float | None:
+        """Share that failed."""
+        return self.failure / self.count if self.count else None
+
+
+class CollectorIntegrity(Model):
+    """Did the collector get every timing? (The one place this is decided.)"""
+
+    requests: int = 0
+    """Requests the collector holds for the run."""
+    locust_requests: int | None = None
+    """Locust's own count (the run's metadata, written by the collector plugin from Locust's stats)."""
+    writers_complete: bool = True
+    """Every writer closed and everything it declared was found."""
+    clamped: int = 0
+    """Latencies outside the histogram range, recorded at the limit."""
+    problems: tuple[str, ...] = ()
+    redis_lost: bool = False
+    """The collector's Redis stopped answering during the run (its data was recovered from the
+    writers' journals and spill files as far as ``lost`` says)."""
+    recovered_from_spill: int = 0
+    """Entries (batches, writer records) read from local spill files rather than Redis."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def lost(self) -> int | None:
+        """Requests Locust counted that the collector does not hold (0 when nothing was lost; None
+        when Locust's count is unknown)."""
+        if self.locust_requests is None:
+            return None
+        return max(0, self.locust_requests - self.requests)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def exact(self) -> bool:
+        """The collector holds exactly what Locust counted, and every writer is complete."""
+        return self.locust_requests == self.requests and self.writers_complete
+
+
+class FailureReason(Model):
+    """Why requests of one endpoint were not answered as intended, with how many."""
+
+    request_type: str = ""
+    name: str = ""
+    outcome: str = "failure"
+    reason: str = ""
+    """The reason, with a short redacted excerpt of the bot's answer where it gave one."""
+    count: int = 0
+
+
+class RawFigures(BaseModel):
+    """Figures of a test type this installation does not know (kept as they were read)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+
+class RunResult(Model):
+    """Everything one job measured and concluded (schema ``perfsuite.result/2``)."""
+
+    schema_: Literal["perfsuite.result/2"] = Field(SCHEMA, alias="schema")
     test_type: str
-    run_id: str
-    scenario: str
-    host: str
+    """A registered test type (webhook, redis, capacity...), ``baseline`` or ``all``."""
+    run_id: str = ""
+    scenario: str = ""
+    target: Target = Target(kind="none")
     started_at: str = ""
     stopped_at: str = ""
-    summary: dict[str, Any] = field(default_factory=dict)
-    endpoints: list[dict[str, Any]] = field(default_factory=list)
-    timings: dict[str, dict[str, Any]] = field(default_factory=dict)
-    checks: list[Check] = field(default_factory=list)
-    collector: dict[str, Any] = field(default_factory=dict)
-    backlog: dict[str, Any] = field(default_factory=dict)
-    failure_reasons: list[dict[str, Any]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    interrupted: bool = False
-    config: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
-    """Test-type specific sections (redis pool, breaker, capacity, comparison...)."""
-    parts: list[JobResult] = field(default_factory=list)
-    """For ``--test-type all``: the results of the jobs that ran (the grade is the worst of all)."""
+    status: RunStatus = RunStatus.FINISHED
+    summary: Summary = Summary()
+    endpoints: tuple[Endpoint, ...] = ()
+    checks: tuple[Check, ...] = ()
+    collector: CollectorIntegrity | None = None
+    failure_reasons: tuple[FailureReason, ...] = ()
+    failure_reasons_total: int = 0
+    """Distinct failure reasons the run had (``failure_reasons`` holds at most the top ones)."""
+    warnings: tuple[str, ...] = ()
+    diagnosis: tuple[str, ...] = ()
+    """What most likely went wrong, first line first (empty when nothing did)."""
+    config: dict[str, Any] = Field(default_factory=dict)
+    """The configuration snapshot, secrets redacted (the JSON edge of ``SuiteConfig``)."""
+    figures: SerializeAsAny[BaseModel] | None = None
+    """The test type's own figures model (see its ``figures_model``)."""
+    intervals: dict[str, Any] | None = None
+    """The run cut into intervals (schema ``perfsuite.intervals/1``), for noise-aware comparisons."""
+    marks: tuple[dict[str, Any], ...] = ()
+    """Stage marks, fault windows and alerts, for charts."""
+    parts: tuple[RunResult, ...] = ()
+    """``all``: the results of the jobs that ran (the grade is the worst of all)."""
+    comparison: dict[str, Any] | None = None
+    """``baseline`` and ``all``: the comparison document (schema ``perfsuite.comparison/1``, built by
+    the comparator; the JSON edge of ``baseline.comparator.Comparison``)."""
 
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @property
+    def interrupted(self) -> bool:
+        """The user stopped the run (or a part of it): Ctrl-C or SIGTERM."""
+        return self.status is RunStatus.INTERRUPTED or any(part.interrupted for part in self.parts)
+
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def grade(self) -> Grade:
         """The grade the checks (and parts) earn (see perfsuite.grading)."""
         return combined(self.checks, [part.grade for part in self.parts])
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def exit_code(self) -> int:
-        """130 when interrupted (here or in a part), else the grade's exit code."""
-        if self.interrupted or any(part.interrupted for part in self.parts):
+        """130 when interrupted by the user (here or in a part), else the grade's exit code."""
+        if self.interrupted:
             return EXIT_INTERRUPTED
         return self.grade.exit_code
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON document (schema ``perfsuite.result/1``)."""
-        document = {
-            "schema": SCHEMA,
-            "test_type": self.test_type,
-            "run_id": self.run_id,
-            "scenario": self.scenario,
-            "host": self.host,
-            "started_at": self.started_at,
-            "stopped_at": self.stopped_at,
-            "grade": self.grade.value,
-            "exit_code": self.exit_code,
-            "interrupted": self.interrupted,
-            "summary": self.summary,
-            "endpoints": self.endpoints,
-            "timings": self.timings,
-            "checks": [check.to_dict() for check in self.checks],
-            "collector": self.collector,
-            "backlog": self.backlog,
-            "failure_reasons": self.failure_reasons,
-            "warnings": self.warnings,
-            "config": self.config,
-            **self.extra,
-        }
-        if self.parts:
-            document["runs"] = [part.to_dict() for part in self.parts]
-        return document
+    @property
+    def graded(self) -> bool:
+        """False for a run recorded outside ``perfsuite run`` (no check was evaluated)."""
+        return bool(self.checks or self.parts or self.comparison)
 
-    @classmethod
-    def from_dict(cls, document: Mapping[str, Any], source: str = "result") -> JobResult:
-        """A result from its JSON document; ConfigError naming ``source`` when it is not one."""
-        if not isinstance(document, Mapping) or document.get("schema") != SCHEMA:
-            found = document.get("schema") if isinstance(document, Mapping) else type(document).__name__
-            raise ConfigError(f"{source}: not a perfsuite result (schema {found!r}, expected {SCHEMA!r})")
-        try:
-            return cls(
-                test_type=str(document["test_type"]),
-                run_id=str(document.get("run_id", "")),
-                scenario=str(document.get("scenario", "")),
-                host=str(document.get("host", "")),
-                started_at=str(document.get("started_at", "")),
-                stopped_at=str(document.get("stopped_at", "")),
-                summary=dict(document.get("summary") or {}),
-                endpoints=list(document.get("endpoints") or []),
-                timings=dict(document.get("timings") or {}),
-                checks=[Check.from_dict(check) for check in document.get("checks") or []],
-                collector=dict(document.get("collector") or {}),
-                backlog=dict(document.get("backlog") or {}),
-                failure_reasons=list(document.get("failure_reasons") or []),
-                warnings=[str(w) for w in document.get("warnings") or []],
-                interrupted=bool(document.get("interrupted", False)),
-                config=dict(document.get("config") or {}),
-                extra={key: value for key, value in document.items() if key not in _CORE_KEYS},
-                parts=[
-                    cls.from_dict(part, f"{source}: runs[{i}]")
-                    for i, part in enumerate(document.get("runs") or [])
-                ],
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"{source}: malformed perfsuite result ({type(exc).__name__}: {exc})") from None
+    def to_document(self, with_series: bool = True) -> dict[str, Any]:
+        """The JSON document (schema ``perfsuite.result/2``); ``with_series=False`` leaves out the
+        bulky ``intervals`` and ``marks`` (what is stored with the run)."""
+        exclude = None if with_series else {"intervals", "marks"}
+        return self.model_dump(mode="json", by_alias=True, exclude=exclude)
 
 
-def write_json(document: dict[str, Any], path: Path) -> None:
+def write_json(document: Mapping[str, Any], path: Path) -> None:
     """Write ``document`` to ``path`` (parents created); an unwritable path is a ConfigError."""
     write_text(json.dumps(document, indent=2, default=str) + "\n", path)
 
@@ -331,18 +300,156 @@ def check_writable(path: Path, flag: str) -> None:
 
 
 def read_json(path: Path, flag: str = "result file") -> dict[str, Any]:
-    """A result document from ``path``; ConfigError naming ``flag`` and the path when it cannot be
-    read or is not a ``perfsuite.result/1`` document."""
+    """A result document (version 2, or version 1 upgraded) from ``path``; ConfigError naming ``flag``
+    and the path when it cannot be read or is not a perfsuite result."""
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{flag} {path}: cannot read: {exc.strerror}") from None
     except ValueError as exc:
-        raise ConfigError(f"{flag} {path}: not valid JSON ({exc})") from None
-    if not isinstance(document, dict) or document.get("schema") != SCHEMA:
-        found = document.get("schema") if isinstance(document, dict) else type(document).__name__
-        raise ConfigError(f"{flag} {path}: not a perfsuite result (schema {found!r}, expected {SCHEMA!r})")
-    return document
+        raise ConfigError(f"{flag} {path}: not JSON ({exc})") from None
+    return as_current(document, f"{flag} {path}")
 
 
-__all__ = ["JSON_SCHEMA", "SCHEMA", "JobResult", "check_writable", "read_json", "write_json", "write_text"]
+_V1_CORE_KEYS = frozenset(
+    {
+        "schema",
+        "test_type",
+        "run_id",
+        "scenario",
+        "host",
+        "started_at",
+        "stopped_at",
+        "grade",
+        "exit_code",
+        "interrupted",
+        "summary",
+        "endpoints",
+        "checks",
+        "collector",
+        "failure_reasons",
+        "warnings",
+        "config",
+        "runs",
+        "intervals",
+        "marks",
+        "comparison",
+        "report_sections",
+    }
+)
+"""Keys of a version-1 document that are not a test type's own section."""
+
+_EMBEDDED_SUFFIX_V1 = " (embedded demo bot)"
+
+FIGURE_KEYS_V1: dict[str, tuple[str, ...]] = {
+    "webhook": ("timings", "latency", "arrival", "backlog"),
+    "redis": ("redis", "pool", "breaker", "connection_health"),
+    "capacity": ("capacity",),
+}
+"""Version 1 kept each test type's sections at the top level; version 2 keeps them in ``figures``."""
+
+
+def _summary_v1(test_type: str, summary: Mapping[str, Any]) -> dict[str, Any]:
+    keep = set(Summary.model_fields) - {"excluded"}
+    out = {key: summary[key] for key in keep if summary.get(key) is not None}
+    if "requests" not in out and summary.get("count") is not None:
+        out["requests"] = summary["count"]
+    if test_type == "redis":  # v1 put the breaker's refusals in backpressure (outside requests)
+        excluded = {"injected": int(summary.get("injected") or 0)}
+        excluded["refused_by_breaker"] = int(summary.get("backpressure") or 0)
+        out["backpressure"] = 0
+        out["excluded"] = excluded
+    return out
+
+
+def _endpoint_v1(row: Mapping[str, Any]) -> dict[str, Any]:
+    keep = set(Endpoint.model_fields)
+    return {key: row[key] for key in keep if row.get(key) is not None}
+
+
+def upgrade_v1(document: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``perfsuite.result/1`` document in version 2's shape (see the module docstring)."""
+    test_type = str(document.get("test_type", ""))
+    host = str(document.get("host") or "")
+    embedded = host.endswith(_EMBEDDED_SUFFIX_V1)
+    config = document.get("config") if isinstance(document.get("config"), Mapping) else {}
+    target_config = (config or {}).get("target") or {}
+    kind = "redis" if test_type == "redis" else ("none" if test_type in ("baseline", "all") else "http")
+    target = {
+        "kind": kind,
+        "host": host.removesuffix(_EMBEDDED_SUFFIX_V1),
+        "path": target_config.get("webhook_path") if kind == "http" else None,
+        "embedded": embedded,
+        "demo_bot_mode": target_config.get("demo_bot_mode") if embedded else None,
+    }
+    collector = document.get("collector") or None
+    if collector:
+        collector = {
+            key: collector[key]
+            for key in ("requests", "locust_requests", "writers_complete", "clamped", "problems")
+            if collector.get(key) is not None
+        }
+    figure_keys = FIGURE_KEYS_V1.get(test_type)
+    if figure_keys is None:
+        figure_keys = tuple(key for key in document if key not in _V1_CORE_KEYS)
+    figures = {key: document[key] for key in figure_keys if key in document}
+    return {
+        "schema": SCHEMA,
+        "test_type": test_type,
+        "run_id": str(document.get("run_id", "")),
+        "scenario": str(document.get("scenario", "")),
+        "target": target,
+        "started_at": str(document.get("started_at", "")),
+        "stopped_at": str(document.get("stopped_at", "")),
+        "status": RunStatus.INTERRUPTED if document.get("interrupted") else RunStatus.FINISHED,
+        "summary": _summary_v1(test_type, document.get("summary") or {}),
+        "endpoints": [_endpoint_v1(row) for row in document.get("endpoints") or []],
+        "checks": list(document.get("checks") or []),
+        "collector": collector,
+        "failure_reasons": [
+            {key: row[key] for key in FailureReason.model_fields if key in row}
+            for row in document.get("failure_reasons") or []
+        ],
+        "warnings": list(document.get("warnings") or []),
+        "config": dict(config or {}),
+        "figures": figures or None,
+        "intervals": document.get("intervals"),
+        "marks": list(document.get("marks") or []),
+        "parts": [upgrade_v1(part) for part in document.get("runs") or []],
+        "comparison": document.get("comparison"),
+    }
+
+
+def as_current(document: Any, source: str = "result") -> dict[str, Any]:
+    """``document`` as a version-2 document (a version-1 one upgraded); ConfigError naming ``source``
+    when it is not a perfsuite result."""
+    if not isinstance(document, Mapping) or document.get("schema") not in (SCHEMA, SCHEMA_V1):
+        found = document.get("schema") if isinstance(document, Mapping) else type(document).__name__
+        raise ConfigError(
+            f"{source}: not a perfsuite result (schema {found!r}, expected {SCHEMA!r} or {SCHEMA_V1!r})"
+        )
+    if document["schema"] == SCHEMA_V1:
+        return upgrade_v1(document)
+    return dict(document)
+
+
+__all__ = [
+    "ANSWERED_AS_INTENDED",
+    "FIGURE_KEYS_V1",
+    "SCHEMA",
+    "SCHEMA_V1",
+    "CollectorIntegrity",
+    "Endpoint",
+    "FailureReason",
+    "RawFigures",
+    "RunResult",
+    "RunStatus",
+    "Summary",
+    "Target",
+    "as_current",
+    "check_writable",
+    "read_json",
+    "upgrade_v1",
+    "write_json",
+    "write_text",
+]

@@ -37,6 +37,7 @@ from typing import Any, NamedTuple, Protocol
 from redis.exceptions import RedisError, ResponseError
 
 from perfsuite.config import RedisBenchConfig
+from perfsuite.marks import BREAKER, FAULT, SAMPLE
 from redis_bench.breaker import BreakerTransition, CircuitBreaker, CircuitOpenError
 from redis_bench.client import BenchClient, BoundedPool, ping_once
 from redis_bench.faults import FaultInjector, FaultKind, FaultPlan, FaultServers, OutageWindow
@@ -263,7 +264,7 @@ class BenchRuntime:
         )
         if self._mark is not None:
             self._mark(
-                "breaker",
+                BREAKER,
                 at_s=transition.at_s,
                 process=self.process,
                 from_state=transition.from_state.value,
@@ -282,7 +283,7 @@ class BenchRuntime:
         )
         if self._mark is not None:
             self._mark(
-                "fault",
+                FAULT,
                 at_s=window.start_s,
                 process=self.process,
                 fault="outage",
@@ -356,7 +357,7 @@ class BenchRuntime:
             **self.counters(),
         }
         if self._mark is not None:
-            self._mark("sample", **fields)
+            self._mark(SAMPLE, **fields)
         return fields
 
 

@@ -30,6 +30,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from perfsuite.collector import locust_plugin
 from perfsuite.config import RedisBenchConfig, SuiteConfig, redact_url
+from perfsuite.marks import STAGE
 from redis_bench.runtime import (
     BENCH_URL_ENV,
     DEFAULT_BENCH_URL,
@@ -253,7 +254,7 @@ class RedisBenchShape(LoadTestShape):
         if self.runner is not None:
             writer = locust_plugin.current_writer(self.runner.environment)
             if writer is not None:
-                writer.mark("stage", name=stage, **fields)
+                writer.mark(STAGE, name=stage, **fields)
 
     def tick(self) -> tuple[int, float] | None:
         settings = self.settings

@@ -15,8 +15,10 @@ from perfsuite.arrival import ArrivalCounts, ArrivalPlan
 from perfsuite.collector import LatencyHistogram
 from perfsuite.config import load_config
 from perfsuite.errors import ConfigError
+from perfsuite.report import render_section
 from perfsuite.saturation import GeneratorFigures, GeneratorSample, SaturationMonitor, assess, merge_reports
-from perfsuite.webhook_job import latency_percentiles, latency_report
+from webhook_load.figures import Generator, Latency, Percentiles
+from webhook_load.report import latency_section
 
 
 def test_uniform_constant_rate_is_evenly_spaced_and_exact() -> None:
@@ -167,17 +169,17 @@ def test_latency_report_shows_corrected_uncorrected_and_the_verdict() -> None:
     """The report section prints both rows with 3-significant-digit figures and the reasons."""
     histogram = LatencyHistogram()
     histogram.record_many([1234_567] * 10 + [50_321] * 990)
-    latency = {
-        "model": "open",
-        "correction": "intended-start",
-        "expected_interval_ms": None,
-        "corrected": latency_percentiles(histogram),
-        "uncorrected": latency_percentiles(histogram),
-        "trustworthy": False,
-        "untrustworthy_reasons": ["generator CPU reached 97%"],
-        "generator": {},
-    }
-    text = "\n".join(latency_report(latency, None))
+    latency = Latency(
+        model="open",
+        correction="intended-start",
+        corrected_scope="every request, from its intended start",
+        corrected=Percentiles.of(histogram),
+        uncorrected=Percentiles.of(histogram),
+        trustworthy=False,
+        untrustworthy_reasons=("generator CPU reached 97%",),
+        generator=Generator(max_cpu_percent=90, max_lag_ms=10),
+    )
+    text = "\n".join(render_section(latency_section(latency, None)))
     assert "corrected ms" in text and "uncorrected (from the actual send) ms" in text
     assert "50.3" in text and "1,234.9" in text  # not rounded to 50 / 1,200 as Locust's tables are
     assert "UNTRUSTWORTHY" in text and "generator CPU reached 97%" in text

@@ -22,8 +22,10 @@ import numpy as np
 import pytest
 
 from perfsuite.collector import CollectorReader
-from perfsuite.result import JSON_SCHEMA
+from perfsuite.registry import json_schema
 from tests.arrival_target import TargetProcess
+
+JSON_SCHEMA = json_schema()
 
 REPO = Path(__file__).resolve().parent.parent
 QUIET_TRAFFIC = "traffic:\n  invalid_signature_rate: 0\n  duplicate_rate: 0\n"
@@ -89,7 +91,7 @@ def test_reported_percentiles_match_the_known_service_time(redis_url: str, tmp_p
     finally:
         service_times_us = target.stop()
     jsonschema.validate(result, JSON_SCHEMA)
-    latency, arrival = result["latency"], result["arrival"]
+    latency, arrival = result["figures"]["latency"], result["figures"]["arrival"]
     assert latency["model"] == "open" and latency["correction"] == "intended-start"
     assert isinstance(latency["trustworthy"], bool)
     assert latency["trustworthy"] or latency["untrustworthy_reasons"]
@@ -126,7 +128,7 @@ def test_full_pool_waits_drops_and_marks_latency_untrustworthy(redis_url: str, t
         )  # fmt: skip
     finally:
         target.stop()
-    arrival, latency = result["arrival"], result["latency"]
+    arrival, latency = result["figures"]["arrival"], result["figures"]["latency"]
     assert arrival["scheduled"] == 300  # uniform: exactly rate x duration
     assert arrival["sent"] + arrival["dropped"] + arrival["unsent"] == arrival["scheduled"]
     assert arrival["max_in_flight"] == 2 and arrival["max_waiting"] == 3
@@ -165,8 +167,8 @@ def test_closed_model_gets_hdr_expected_interval_correction(redis_url: str, tmp_
         )
     finally:
         target.stop()
-    latency = result["latency"]
-    assert result["arrival"] is None
+    latency = result["figures"]["latency"]
+    assert result["figures"]["arrival"] is None
     assert latency["model"] == "closed" and latency["correction"] == "hdr-expected-interval"
     measured, corrected = latency["uncorrected"], latency["corrected"]
     assert latency["expected_interval_ms"] == pytest.approx(125 + measured["p50_ms"], rel=1e-6)
@@ -188,10 +190,12 @@ def test_master_and_workers_split_the_rate(redis_url: str, tmp_path: Path) -> No
         )  # fmt: skip
     finally:
         target.stop()
-    arrival = result["arrival"]
+    arrival = result["figures"]["arrival"]
     assert arrival["processes"] == 2 and arrival["planned"] == 240
     assert arrival["scheduled"] == arrival["sent"] == 240
     assert result["collector"]["requests"] == 240 and result["collector"]["exact"]
-    assert result["latency"]["generator"]["processes"] == 2  # both workers monitored, not the master
+    assert (
+        result["figures"]["latency"]["generator"]["processes"] == 2
+    )  # both workers monitored, not the master
     starts = CollectorReader(redis_url).load("arrival-distributed").marks("arrival_start")
     assert sorted(starts["slot"].astype(int)) == [0, 1] and set(starts["slots"].astype(int)) == {2}

@@ -32,7 +32,7 @@ def test_stalled_target_corrected_p99_matches_the_analytic_value(redis_url: str,
     finally:
         staller.stop()
         target.stop()
-    latency, arrival = result["latency"], result["arrival"]
+    latency, arrival = result["figures"]["latency"], result["figures"]["arrival"]
     analytic_ms = analytic_stall_p99_s(STALL_S, PERIOD_S) * 1000 + SERVICE_MS
     corrected_p99, uncorrected_p99 = latency["corrected"]["p99_ms"], latency["uncorrected"]["p99_ms"]
     figures = (corrected_p99, uncorrected_p99, analytic_ms, arrival, latency["generator"])

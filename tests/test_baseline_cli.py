@@ -14,11 +14,13 @@ import jsonschema
 import pytest
 from junitparser import JUnitXml
 
-from baseline.history import RunHistory
 from baseline.synthetic import SyntheticProfile, write_run
-from perfsuite.config import BaselineConfig
 from perfsuite.grading import Check
-from perfsuite.result import JSON_SCHEMA
+from perfsuite.history import RunHistory
+from perfsuite.registry import json_schema
+from perfsuite.result import Target
+
+JSON_SCHEMA = json_schema()
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = SyntheticProfile(seconds=30, rps=60, median_ms=8.0, burst_at_s=20, burst_seconds=2, burst_factor=2.0)
@@ -44,20 +46,24 @@ def perfsuite(
 @pytest.fixture()
 def stored(redis_url: str, tmp_path: Path) -> dict[str, str]:
     """A slow run, then a fast one, a minute apart, each with a graded result stored with it."""
-    history = RunHistory(redis_url, "perfsuite", BaselineConfig())
+    history = RunHistory(redis_url, "perfsuite")
     ids = {}
     for offset, (name, profile) in enumerate((("slow", SLOW), ("fast", FAST))):
         run_id = f"2026010{offset + 1}T000000Z-00000{offset}"
         write_run(
             redis_url, run_id, profile, seed=offset, start_s=1_767_225_600 + 60 * offset, spill_dir=tmp_path
         )
-        result, _ = history.result(run_id)  # the figures `perfsuite run` would store, plus:
-        result.host = "http://127.0.0.1:1 (embedded demo bot)"
-        result.config = {"target": {"demo_bot_mode": "legacy" if name == "slow" else "optimized"}}
-        result.checks = [
-            Check("webhook P99 response time", result.summary["p99_ms"], "<=", 2000.0, "ms", "4.1")
-        ]
-        history.store(result)
+        result = history.result(run_id)  # the figures `perfsuite run` would store, plus:
+        mode = "legacy" if name == "slow" else "optimized"
+        target = Target(
+            host="http://127.0.0.1:1", path="/webhook/whatsapp", embedded=True, demo_bot_mode=mode
+        )
+        check = Check("webhook P99 response time", result.summary.p99_ms, "<=", 2000.0, "ms", "4.1")
+        history.store(
+            result.model_copy(
+                update={"target": target, "config": {"target": {"demo_bot_mode": mode}}, "checks": (check,)}
+            )
+        )
         ids[name] = run_id
     return ids
 
@@ -169,7 +175,7 @@ def test_run_baseline_compares_the_latest_run_with_a_named_one(
         (("compare", "20260101T000000Z-000000", "20990101T000000Z-ffffff"), "not found"),
         (("compare", "missing.json", "latest"), "cannot read"),
         (("run", "--baseline-run", "20260101T000000Z-000000"), "only with --test-type baseline or all"),
-        (("run", "--test-type", "capacity"), "not available in this build"),
+        (("run", "--test-type", "soak"), "invalid choice: 'soak'"),
         (("run", "--test-type", "all", "--run-id", "x"), "--run-id"),
         (("report", "20990101T000000Z-ffffff"), "not found"),
         (("report", "latest", "--format", "pdf"), "--format"),

@@ -10,8 +10,10 @@ import jsonschema
 import pytest
 from junitparser import JUnitXml
 
-from perfsuite.result import JSON_SCHEMA
+from perfsuite.registry import json_schema
 from tests.test_baseline_cli import perfsuite
+
+JSON_SCHEMA = json_schema()
 
 
 @pytest.mark.slow
@@ -85,14 +87,14 @@ def test_all_runs_every_available_job_then_compares_exactly_those_runs(
     )
     document = json.loads(out.read_text())
     jsonschema.validate(document, JSON_SCHEMA)
-    available = [part["test_type"] for part in document["runs"]]
+    available = [part["test_type"] for part in document["parts"]]
     assert available[0] == "webhook" and "capacity" not in available
     comparison = document["comparison"]
     assert comparison["scope"] == ["webhook", "redis", "capacity"]
     capacity_rows = [row for row in comparison["metrics"] if row["test_type"] == "capacity"]
     assert capacity_rows and all(row["status"] == "not run" and row["met"] is False for row in capacity_rows)
     order = ["EXCELLENT", "GOOD", "FAIR", "POOR"]
-    grades = [part["grade"] for part in document["runs"]] + [comparison["grade"]]
+    grades = [part["grade"] for part in document["parts"]] + [comparison["grade"]]
     assert document["grade"] == max(grades, key=order.index)
     assert done.returncode == document["exit_code"]
     assert (

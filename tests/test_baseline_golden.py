@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from baseline.comparator import compare
-from baseline.history import sides_from_file
+from baseline.sides import sides_from_file
 from perfsuite.config import BaselineConfig
 from perfsuite.grading import Grade
 from perfsuite.report import render_comparison

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from baseline.intervals import IntervalSamples
 from baseline.regression import Verdict, compare_samples, point_statistics
 from baseline.synthetic import SyntheticProfile, write_run
 from perfsuite.collector import CollectorReader
 from perfsuite.config import BaselineConfig
+from perfsuite.intervals import IntervalSamples
 
 STATISTICS = {"avg": True, "p50": True, "p95": True, "p99": True, "success_rate": False}
 STEADY = SyntheticProfile(seconds=60, rps=200, median_ms=20.0, sigma=0.5, drift=0.15)

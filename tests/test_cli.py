@@ -93,7 +93,7 @@ def test_smoke_run_on_embedded_defaults_prints_graded_report(redis_url: str, tmp
     import json
 
     document = json.loads(out.read_text())
-    assert document["schema"] == "perfsuite.result/1"
+    assert document["schema"] == "perfsuite.result/2"
     assert document["collector"]["exact"] is True
     assert document["collector"]["requests"] == 5 * 5 + 10  # users x quota + burst
     assert document["exit_code"] == done.returncode
@@ -148,7 +148,7 @@ def test_ctrl_c_exits_130_with_partial_results_written(redis_url: str, tmp_path:
     assert process.returncode == 130, stderr
     assert "interrupted" in stdout and "GRADE:" in stdout
     document = json.loads(out.read_text())
-    assert document["interrupted"] is True and document["exit_code"] == 130
+    assert document["status"] == "interrupted" and document["exit_code"] == 130
     assert document["collector"]["requests"] > 0
     assert document["collector"]["requests"] == document["collector"]["locust_requests"]
     assert CollectorReader(redis_url).meta(document["run_id"])["status"] == "interrupted"

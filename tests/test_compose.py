@@ -68,6 +68,20 @@ def _post(url: str, form: dict[str, str]) -> Any:
         return json.loads(response.read() or b"{}")
 
 
+def _settled_count(web: str, timeout_s: float = 30.0) -> int:
+    """Locust's request count once the workers' last stats reports are in: unchanged across one
+    report interval (3 s), bounded by ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    previous = -1
+    while True:
+        stats = _get(web + "/stats/requests")["stats"]
+        count = sum(row["num_requests"] for row in stats if row["name"] != "Aggregated")
+        if count == previous or time.monotonic() > deadline:
+            return count
+        previous = count
+        time.sleep(3.5)
+
+
 @pytest.mark.slow
 def test_compose_command_lines_run_two_web_ui_tests_distributed(redis_url: str, tmp_path: Path) -> None:
     """The master and worker exactly as compose runs them (hosts mapped to loopback): two tests
@@ -118,14 +132,7 @@ def test_compose_command_lines_run_two_web_ui_tests_distributed(redis_url: str, 
             while _get(web + "/stats/requests")["state"] not in ("stopped", "ready"):
                 assert time.monotonic() < deadline, "the shape never finished"
                 time.sleep(0.5)
-            time.sleep(4)  # the workers' last stats report
-            counts.append(
-                sum(
-                    row["num_requests"]
-                    for row in _get(web + "/stats/requests")["stats"]
-                    if row["name"] != "Aggregated"
-                )
-            )
+            counts.append(_settled_count(web))
     finally:
         for process in (worker, master):
             process.terminate()

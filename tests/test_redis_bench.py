@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -14,14 +15,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from perfsuite.config import load_config
+from perfsuite.config import SuiteConfig, load_config
 from perfsuite.errors import ConfigError, ServiceUnavailable
+from perfsuite.jobs import RunOptions, run_job
 from perfsuite.report import render
-from perfsuite.webhook_job import RunOptions
 from redis_bench.breaker import BreakerState, CircuitBreaker, CircuitOpenError
 from redis_bench.client import BenchClient, BoundedPool, PoolTimeoutError, resp_command
 from redis_bench.faults import FaultInjector, FaultKind, FaultPlan, FaultServers
-from redis_bench.job import resolve_bench_url, run_redis
+from redis_bench.job import RedisBenchTest, figures_of, resolve_bench_url
 from redis_bench.runtime import BenchRuntime, OpResult
 from redis_bench.workload import Operation, Workload, cleanup, count_keys, escape_glob, namespace_for, preload
 
@@ -332,8 +333,8 @@ def test_an_unreachable_benchmark_redis_is_named(redis_url: str) -> None:
         overrides={"redis_bench.url": "redis://:s3cret@127.0.0.1:1/0", "redis_bench.connect_timeout_s": 0.2},
         environ={},
     )
-    with pytest.raises(ServiceUnavailable) as error:
-        resolve_bench_url(config, redis_url)
+    with pytest.raises(ServiceUnavailable) as error, contextlib.ExitStack() as stack:
+        resolve_bench_url(config, stack)
     assert "redis_bench.url" in str(error.value) and "s3cret" not in str(error.value)
     assert "s3cret" not in config.snapshot_json()
 
@@ -341,9 +342,10 @@ def test_an_unreachable_benchmark_redis_is_named(redis_url: str) -> None:
 # ---------------------------------------------------------------------- the job, end to end
 
 
-def _job_config(redis_url: str, **extra: object) -> object:
+def _job_config(redis_url: str, **extra: object) -> SuiteConfig:
     overrides = {
         "redis.url": redis_url,
+        "redis_bench.url": redis_url,
         "redis_bench.concurrent_operations": 10,
         "redis_bench.operations_per_worker": 300,
         "redis_bench.key_space": 500,
@@ -378,23 +380,20 @@ def test_job_with_injection_trips_and_recovers_and_accounts_for_every_failure(
             "redis_bench.socket_timeout_s": 0.2,
         },
     )
-    result = run_redis(config, RunOptions(state_dir=tmp_path))  # type: ignore[arg-type]
+    result = run_job(RedisBenchTest(), config, RunOptions(state_dir=tmp_path), redis_url)
     text = render(result)
-    figures = result.extra["redis"]
-    breaker = result.extra["breaker"]
-    assert figures["operations_total"] == 10 * 300
-    assert figures["ops_per_s"] > 0 and figures["success_rate"] == 1.0
-    assert {row["operation"] for row in figures["per_operation"]} == {"GET", "SET", "DEL"}
-    assert all(row["p99_ms"] is not None for row in figures["per_operation"])
-    assert breaker["trips"] >= 2 and breaker["recovered_trips"] == breaker["trips"]
-    assert set(breaker["final_states"].values()) == {"closed"}
-    assert (
-        figures["injected_failures"] + figures["organic_failures"] + figures["refused"]
-        == figures["locust_failures"]
-    )
-    assert figures["injected_failures"] == figures["injected_applied_total"] > 0
-    assert result.extra["pool"]["peak_in_use"] >= 1
-    assert result.collector["exact"]
+    figures = figures_of(result).redis
+    breaker = figures_of(result).breaker
+    assert figures.operations_total == 10 * 300
+    assert (figures.ops_per_s or 0) > 0 and figures.success_rate == 1.0
+    assert {row.operation for row in figures.per_operation} == {"GET", "SET", "DEL"}
+    assert all(row.p99_ms is not None for row in figures.per_operation)
+    assert breaker.trips >= 2 and breaker.recovered_trips == breaker.trips
+    assert set(breaker.final_states.values()) == {"closed"}
+    assert figures.injected_failures + figures.organic_failures + figures.refused == figures.locust_failures
+    assert figures.injected_failures == figures.injected_applied_total > 0
+    assert (figures_of(result).pool.peak_in_use or 0) >= 1
+    assert result.collector is not None and result.collector.exact
     for heading in (
         "ops/s",
         "P99",
@@ -424,7 +423,7 @@ def test_job_leaves_other_keys_untouched_and_removes_its_own(redis_url: str, tmp
     client.set("perfsuite:bench:k:1", "not ours either")
     before = _snapshot(client)
     config = _job_config(redis_url, **{"redis_bench.test_circuit_breaker": False})
-    result = run_redis(config, RunOptions(workers=2, state_dir=tmp_path))  # type: ignore[arg-type]
+    result = run_job(RedisBenchTest(), config, RunOptions(workers=2, state_dir=tmp_path), redis_url)
     after = {key: value for key, value in _snapshot(client).items() if not key.startswith(b"perfsuite:run")}
     assert {key: dump for key, (dump, _) in after.items()} == {key: dump for key, (dump, _) in before.items()}
     for key, (_, expires_at_ms) in before.items():
@@ -433,11 +432,12 @@ def test_job_leaves_other_keys_untouched_and_removes_its_own(redis_url: str, tmp
         else:  # the same absolute expiry, up to the clock's rounding
             assert abs(after[key][1] - expires_at_ms) <= 50, key
     assert count_keys(client, namespace_for("perfsuite:bench:", result.run_id)) == 0
-    assert result.extra["redis"]["keys_left_behind"] == 0
-    assert result.extra["breaker"]["trips"] == 0
-    assert result.extra["redis"]["injected_failures"] == 0
-    assert result.extra["redis"]["operations_total"] == 10 * 300
-    assert result.extra["pool"]["processes"] == 2
+    figures = figures_of(result)
+    assert figures.redis.keys_left_behind == 0
+    assert figures.breaker.trips == 0
+    assert figures.redis.injected_failures == 0
+    assert figures.redis.operations_total == 10 * 300
+    assert figures.pool.processes == 2
     names = {check.name: check for check in result.checks}
     assert names["circuit breaker never tripped (no faults injected)"].met
     assert names["benchmark keys removed (none left behind)"].met

@@ -24,10 +24,12 @@ import pytest
 import websocket
 
 from baseline.comparator import compare
-from baseline.history import RunHistory
-from baseline.job import comparison_charts, comparison_result, result_charts
+from baseline.job import comparison_charts, comparison_result
+from baseline.sides import run_side
 from baseline.synthetic import SyntheticProfile, write_run
+from perfsuite.charts import result_charts
 from perfsuite.config import BaselineConfig
+from perfsuite.history import RunHistory
 from perfsuite.report_html import render_html
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -178,7 +180,7 @@ def history(redis_url: str, tmp_path: Path) -> RunHistory:
     write_run(redis_url, "html-legacy", dataclasses.replace(PROFILE, median_ms=90.0), seed=1, spill_dir=spill)
     fast = dataclasses.replace(PROFILE, median_ms=9.0, failure_rate=0.01)
     write_run(redis_url, "html-optimized", fast, seed=2, spill_dir=spill)
-    return RunHistory(redis_url, "perfsuite", BaselineConfig())
+    return RunHistory(redis_url, "perfsuite")
 
 
 CHART_STATE = """JSON.stringify({
@@ -203,7 +205,9 @@ def test_comparison_report_draws_every_chart_without_errors(
     """Latency, throughput and error charts carry both runs' lines, stage marks and the shaded fault
     window; the before/after bars are drawn; hovering shows a read-out; a legend click hides its
     line; no console error, exception or network request happens."""
-    comparison = compare([history.side("html-optimized")], BaselineConfig(), [history.side("html-legacy")])
+    comparison = compare(
+        [run_side(history, "html-optimized")], BaselineConfig(), [run_side(history, "html-legacy")]
+    )
     page = tmp_path / "comparison.html"
     page.write_text(
         render_html(comparison_result(comparison), comparison_charts(comparison)), encoding="utf-8"
@@ -243,7 +247,7 @@ def test_single_run_report_draws_its_charts_without_errors(
     browser: HeadlessChromium, history: RunHistory, tmp_path: Path
 ) -> None:
     """`perfsuite report RUN --format html`'s page: the run's time charts and its tables, no errors."""
-    result, _ = history.result("html-optimized")
+    result = history.result("html-optimized")
     page = tmp_path / "run.html"
     page.write_text(render_html(result, result_charts(result)), encoding="utf-8")
     browser.open(page.as_uri())
@@ -259,7 +263,9 @@ def test_single_run_report_draws_its_charts_without_errors(
 
 def test_report_is_self_contained(history: RunHistory) -> None:
     """The file references no external resource: no src/href attributes, no URL but in text."""
-    comparison = compare([history.side("html-optimized")], BaselineConfig(), [history.side("html-legacy")])
+    comparison = compare(
+        [run_side(history, "html-optimized")], BaselineConfig(), [run_side(history, "html-legacy")]
+    )
     page = render_html(comparison_result(comparison), comparison_charts(comparison))
     assert " src=" not in page and " href=" not in page and "@import" not in page
     assert "<script src" not in page and "<link" not in page
@@ -267,7 +273,6 @@ def test_report_is_self_contained(history: RunHistory) -> None:
 
 def test_data_text_is_escaped(history: RunHistory) -> None:
     """A scenario name with markup is shown as text, never run as markup."""
-    result, _ = history.result("html-legacy")
-    result.scenario = "<img onerror=alert(1)>"
+    result = history.result("html-legacy").model_copy(update={"scenario": "<img onerror=alert(1)>"})
     page = render_html(result, result_charts(result))
     assert "<img onerror" not in page and "&lt;img onerror=alert(1)&gt;" in page

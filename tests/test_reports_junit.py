@@ -8,31 +8,31 @@ import pytest
 from junitparser import Failure, JUnitXml
 
 from baseline.comparator import compare
-from baseline.history import sides_from_file
 from baseline.job import comparison_result
+from baseline.sides import sides_from_file
 from perfsuite.config import BaselineConfig
 from perfsuite.grading import Check
 from perfsuite.report_junit import render_junit
-from perfsuite.result import JobResult
+from perfsuite.result import RunResult, Target
 
 INPUTS = Path(__file__).resolve().parent / "golden" / "comparator" / "inputs"
 
 
-def _job() -> JobResult:
-    return JobResult(
+def _job() -> RunResult:
+    return RunResult(
         test_type="webhook",
         run_id="20260101T000000Z-abcdef",
         scenario="default",
-        host="http://127.0.0.1:8000",
-        checks=[
+        target=Target(host="http://127.0.0.1:8000", path="/webhook/whatsapp"),
+        checks=(
             Check("webhook P99 response time", 120.0, "<=", 2000.0, "ms", "4.1", critical=True),
             Check("webhook success rate", 0.97, ">=", 0.99, "%", "4.3", critical=True),
             Check("queue backlog drained <after> the load & more", None, "<=", 30.0, "s", "4.3"),
-        ],
+        ),
     )
 
 
-def _comparison(baseline: str, current: str) -> JobResult:
+def _comparison(baseline: str, current: str) -> RunResult:
     comparison = compare(
         sides_from_file(INPUTS / f"{current}.json"),
         BaselineConfig(),
@@ -82,8 +82,13 @@ def test_a_comparison_gives_one_case_per_seed_target_and_per_regression_check() 
 def test_an_all_result_has_a_suite_per_job_and_the_comparison() -> None:
     """``--test-type all``: each job's thresholds, then the comparison's targets."""
     comparison = comparison_result(compare(sides_from_file(INPUTS / "optimized.json"), BaselineConfig()))
-    combined = JobResult(
-        "all", "a,b", "default", "", checks=comparison.checks, extra=comparison.extra, parts=[_job()]
+    combined = RunResult(
+        test_type="all",
+        run_id="a,b",
+        scenario="default",
+        checks=comparison.checks,
+        comparison=comparison.comparison,
+        parts=(_job(),),
     )
     xml = JUnitXml.fromstring(render_junit(combined))
     names = [suite.name for suite in xml]

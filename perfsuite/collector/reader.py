@@ -132,6 +132,12 @@ class RunData:
         return int(value) if value not in (None, "") else None
 
     @property
+    def locust_total_failures(self) -> int | None:
+        """Locust's own failure total as the master/local process stored it (None if absent)."""
+        value = self.meta.get("locust_total_failures")
+        return int(value) if value not in (None, "") else None
+
+    @property
     def matches_locust(self) -> bool | None:
         """Whether the collector's total equals Locust's own total; None when Locust's is unknown or
         was reset mid-run (web UI "reset stats")."""
@@ -487,7 +493,16 @@ class CollectorReader:
         """The newest ``limit`` runs, newest first: run_id, test_type, scenario, started_at,
         stopped_at, status, requests (sum of the writers' declared totals). Expired runs are pruned
         from the index."""
-        columns = ["run_id", "test_type", "scenario", "started_at", "stopped_at", "status", "requests"]
+        columns = [
+            "run_id",
+            "test_type",
+            "scenario",
+            "host",
+            "started_at",
+            "stopped_at",
+            "status",
+            "requests",
+        ]
         rows: list[dict[str, Any]] = []
         for run_id, meta, writer_values in self._iter_runs():
             requests = 0

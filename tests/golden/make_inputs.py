@@ -7,7 +7,7 @@ Not a test: run it only to change the inputs, then regenerate the expected outpu
 
 Runs are synthesized through the real collector writer into a private Redis at fixed times, read
 back with ``RunHistory.result`` (the same path as ``perfsuite report RUN --format json``) and
-written as ``perfsuite.result/1`` documents.
+written as result documents (the files checked in are version-1 ones, which version 2 still reads).
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from baseline.history import RunHistory
 from baseline.synthetic import SyntheticProfile, write_run
-from perfsuite.config import BaselineConfig
 from perfsuite.embedded import start_redis
+from perfsuite.history import RunHistory
 
 HERE = Path(__file__).resolve().parent / "comparator" / "inputs"
 START_S = 1_790_000_000
@@ -118,7 +117,7 @@ def main() -> None:
     HERE.mkdir(parents=True, exist_ok=True)
     server = start_redis()
     try:
-        history = RunHistory(server.url, "golden", BaselineConfig())
+        history = RunHistory(server.url, "golden")
         with tempfile.TemporaryDirectory() as spill:
             for index, (name, (profile, seed)) in enumerate(WEBHOOK_RUNS.items()):
                 run_id = f"golden-{name.replace('_', '-')}"
@@ -132,7 +131,7 @@ def main() -> None:
                     start_s=START_S + index * 100,
                     spill_dir=Path(spill),
                 )
-                document = history.result(run_id)[0].to_dict()
+                document = history.result(run_id).to_document()
                 _write(name, document)
         without = json.loads((HERE / "legacy.json").read_text())
         without.pop("intervals")

@@ -23,6 +23,7 @@ import numpy as np
 from perfsuite.collector import OUTCOMES, HistogramTable, LatencyHistogram, RunData
 from perfsuite.collector.histogram import IntArray, decode_many
 from perfsuite.errors import ConfigError
+from perfsuite.marks import STAGE
 
 INTERVALS_SCHEMA = "perfsuite.intervals/1"
 
@@ -110,7 +111,7 @@ class IntervalSamples:
         renumber = np.full(n_windows, -1, np.int64)
         renumber[keep] = np.arange(len(keep))
         starts = (first + keep * window_s).astype(np.int64)
-        stage_marks = data.marks("stage")
+        stage_marks = data.marks(STAGE)
         mark_at = np.sort(stage_marks["at"].to_numpy(np.float64)) if len(stage_marks) else np.empty(0)
         return cls(
             window_s=int(window_s),

@@ -1,0 +1,116 @@
+"""The webhook test's report blocks (drawn by the terminal and the HTML report alike)."""
+
+from __future__ import annotations
+
+from perfsuite.sections import Line, Section, lines, ms, table
+from webhook_load.figures import Arrival, Latency, Percentiles, WebhookFigures
+
+PERCENTILE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("P50", "p50_ms"),
+    ("P90", "p90_ms"),
+    ("P95", "p95_ms"),
+    ("P99", "p99_ms"),
+    ("P99.9", "p99_9_ms"),
+    ("max", "max_ms"),
+)
+
+
+def timings_section(figures: WebhookFigures) -> Section | None:
+    """The timing breakdown (4.1): time to first byte and the bot's Server-Timing phases."""
+    if not figures.timings:
+        return None
+    rows = [
+        [metric, f"{t.count:,}", ms(t.avg_ms), ms(t.p50_ms), ms(t.p95_ms), ms(t.p99_ms)]
+        for metric, t in figures.timings.items()
+    ]
+    return Section(
+        "timing breakdown (4.1)",
+        table=table(["phase", "samples", "avg ms", "P50", "P95", "P99"], rows),
+        key="timings",
+    )
+
+
+def _percentile_row(label: str, figures: Percentiles | None) -> list[str]:
+    values = [None if figures is None else getattr(figures, key) for _, key in PERCENTILE_COLUMNS]
+    return [label, *(ms(value) for value in values)]
+
+
+def _arrival_lines(arrival: Arrival) -> list[str]:
+    ramp = f" -> {arrival.ramp_to_rate_per_s:g}/s" if arrival.ramp_to_rate_per_s else ""
+    lag = arrival.start_lag_ms
+    p50, p99, worst = (None, None, None) if lag is None else (lag.p50, lag.p99, lag.max)
+    return [
+        f"arrivals: {arrival.planned:,.0f} planned at {arrival.rate_per_s:g}/s{ramp} "
+        f"({arrival.distribution}, "
+        f"{arrival.duration_s:g} s, {arrival.processes} process(es)): {arrival.scheduled:,} scheduled, "
+        f"{arrival.sent:,} sent, {arrival.late:,} late (> {arrival.late_after_ms:g} ms), "
+        f"{arrival.waited:,} waited for a slot, {arrival.dropped:,} dropped, {arrival.unsent:,} unsent",
+        f"start lag ms: P50 {ms(p50)}  P99 {ms(p99)}  max {ms(worst)}   "
+        f"(in flight at most {arrival.max_in_flight:,} of "
+        f"{arrival.max_concurrency:,} per process; waiting at most {arrival.max_waiting:,})",
+    ]
+
+
+def latency_section(latency: Latency, arrival: Arrival | None) -> Section:
+    """Corrected and uncorrected latency, the generator's health, and the trust verdict."""
+    if latency.model == "open":
+        title = (
+            "latency (open model: corrected = from each request's intended start, no coordinated omission)"
+        )
+        second = "uncorrected (from the actual send)"
+    elif latency.correction == "hdr-expected-interval":
+        title = (
+            f"latency (closed model: corrected with HDR's expected interval "
+            f"{latency.expected_interval_ms or 0:.1f} ms = mean think time + median response time)"
+        )
+        second = "uncorrected (as measured)"
+    else:
+        title, second = "latency (closed model, no pacing interval: not corrected)", "as measured"
+    rows = [
+        _percentile_row("corrected ms", latency.corrected),
+        _percentile_row(second + " ms", latency.uncorrected),
+    ]
+    after: list[str | Line] = [*_arrival_lines(arrival)] if arrival is not None else []
+    generator = latency.generator
+    if generator.samples:
+        after.append(
+            f"generator: CPU max {generator.cpu_max_percent or 0:.0f}% "
+            f"(limit {generator.max_cpu_percent:g}%), event-loop lag P99 "
+            f"{generator.loop_lag_p99_ms or 0:.1f} ms (limit {generator.max_lag_ms:g} ms), "
+            f"max {generator.loop_lag_max_ms or 0:.1f} ms, {generator.processes} process(es)"
+        )
+    if latency.trustworthy:
+        after.append(Line("latency figures: trustworthy (the generator kept up)", "ok"))
+    else:
+        after.append(Line("latency figures: UNTRUSTWORTHY", "bad"))
+        after += [Line(f"  - {reason}", "bad") for reason in latency.untrustworthy_reasons]
+    return Section(
+        title,
+        table=table(["", *(name for name, _ in PERCENTILE_COLUMNS)], rows),
+        after=lines(*after),
+        key="latency",
+    )
+
+
+def backlog_section(figures: WebhookFigures) -> Section:
+    """The bot's queue after the load."""
+    backlog = figures.backlog
+    if not backlog.supported:
+        text = Line("target exposes no queue depth", "warn")
+    elif backlog.drained:
+        text = Line(f"{backlog.depth_at_stop} queued at stop, drained in {backlog.drain_s} s", "ok")
+    else:
+        text = Line(f"{backlog.depth_at_end} still queued {backlog.timeout_s:g} s after the load", "bad")
+    return Section("backlog", lines=(text,), key="backlog")
+
+
+def webhook_sections(figures: WebhookFigures) -> list[Section]:
+    """Every webhook block, in report order."""
+    sections = [timings_section(figures)]
+    if figures.latency is not None:
+        sections.append(latency_section(figures.latency, figures.arrival))
+    sections.append(backlog_section(figures))
+    return [section for section in sections if section is not None]
+
+
+__all__ = ["backlog_section", "latency_section", "timings_section", "webhook_sections"]
