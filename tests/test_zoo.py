@@ -42,6 +42,7 @@ VALIDATING = (
     "no_health",
     "refuses_media",
     "replay_cache",
+    "leaky_errors",
 )
 """Bots that validate Twilio's signature (on a MessageSid's first request, for replay_cache)."""
 
@@ -131,7 +132,8 @@ def test_the_registry_lists_every_bot_with_its_behaviour() -> None:
     """The zoo has exactly the bots the verdict tests rely on, each with a one-line behaviour."""
     from tests.zoo.bots import BOTS
 
-    assert set(BOT_NAMES) == set(VALIDATING) | {"own_scheme", "accepts_all", "slow_queue"}
+    others = {"own_scheme", "accepts_all", "slow_queue", "sheds_load", "stalls"}
+    assert set(BOT_NAMES) == set(VALIDATING) | others
     assert all(BOTS[name].behaviour for name in BOT_NAMES)
 
 
@@ -156,6 +158,8 @@ def test_bots_validate_signatures_made_by_twilios_own_request_validator(zoo: Zoo
         ("refuses_media", 200, TWIML_ACK, "text/xml; charset=utf-8"),
         ("replay_cache", 200, TWIML_ACK, "text/xml; charset=utf-8"),
         ("accepts_all", 200, TWIML_ACK, "text/xml; charset=utf-8"),
+        ("leaky_errors", 200, TWIML_ACK, "text/xml; charset=utf-8"),
+        ("sheds_load", 503, b"Busy: retry later", "text/plain; charset=utf-8"),
     ],
 )
 def test_each_bot_acks_a_valid_message_its_own_way(
@@ -224,6 +228,44 @@ def test_refuses_media_names_the_unsupported_type_in_its_400(zoo: Zoo) -> None:
     webp = send(bot, with_params(image, bot.public_url, MediaContentType0="image/webp"))
     assert (webp.status, webp.body) == (400, b"Unsupported media type: image/webp")
     assert send(bot, with_params(image, bot.public_url, MediaContentType0="image/jpeg")).status == 200
+
+
+def test_sheds_load_answers_503_with_retry_after(zoo: Zoo) -> None:
+    """sheds_load asks every sender, valid or not, to come back later."""
+    bot = zoo.bot("sheds_load")
+    target = urlsplit(bot.webhook_url)
+    conn = http.client.HTTPConnection(target.hostname or "", target.port, timeout=5)
+    try:
+        for message in (valid_message(bot), bad_messages(bot)[SignatureFault.MISSING]):
+            conn.request("POST", target.path, body=message.urlencoded().encode(), headers=message.headers())
+            response = conn.getresponse()
+            response.read()
+            assert (response.status, response.getheader("Retry-After")) == (503, "1")
+    finally:
+        conn.close()
+
+
+def test_stalls_outlasts_a_client_timeout(zoo: Zoo) -> None:
+    """stalls (here 5 s) does not answer within a 0.2 s client timeout; it still answers /health."""
+    bot = zoo.bot("stalls", extra_args=("--stall-s", "5"))
+    target = urlsplit(bot.webhook_url)
+    conn = http.client.HTTPConnection(target.hostname or "", target.port, timeout=0.2)
+    try:
+        with pytest.raises(TimeoutError):
+            send(bot, valid_message(bot), conn)
+    finally:
+        conn.close()
+    assert get(bot, "/health").status == 200
+
+
+def test_leaky_errors_echoes_the_token_in_its_refusals(zoo: Zoo) -> None:
+    """leaky_errors' 403 body holds the expected signature and the auth token (to test redaction)."""
+    bot = zoo.bot("leaky_errors")
+    message = bad_messages(bot)[SignatureFault.WRONG_TOKEN]
+    answer = send(bot, message)
+    assert answer.status == 403
+    assert ZOO_TOKEN.encode() in answer.body
+    assert sign(ZOO_TOKEN, bot.public_url, message.params).encode() in answer.body
 
 
 def test_no_health_has_no_health_endpoint_while_the_others_do(zoo: Zoo) -> None:

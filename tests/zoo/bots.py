@@ -175,6 +175,47 @@ class ReplayCache(Twiml):
 
 
 @register
+class ShedsLoad(Twiml):
+    name = "sheds_load"
+    behaviour = "every webhook -> 503 with Retry-After: 1 (backpressure), whatever its signature"
+
+    def webhook(self, request: Request) -> Reply:
+        return Reply(503, b"Busy: retry later", headers=(("Retry-After", "1"),))
+
+
+@register
+class Stalls(Twiml):
+    name = "stalls"
+    behaviour = "waits --stall-s seconds (default 20, past Twilio's 15 s) before answering like twiml"
+
+    def __init__(self, settings: BotSettings) -> None:
+        super().__init__(settings)
+        self._stopping = threading.Event()
+
+    def webhook(self, request: Request) -> Reply:
+        self._stopping.wait(self.settings.stall_s)
+        return super().webhook(request)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+
+@register
+class LeakyErrors(Twiml):
+    """Refusals that leak what they should not: the expected signature and the auth token itself."""
+
+    name = "leaky_errors"
+    behaviour = "valid -> 200 TwiML; bad -> 403 whose body echoes the expected signature and the auth token"
+
+    def webhook(self, request: Request) -> Reply:
+        if twilio_signed(self.settings, request):
+            return self.accept(request)
+        expected = sign(self.settings.auth_token, self.settings.public_url, request.params)
+        leak = f"Invalid signature. Expected {expected} (computed with auth token {self.settings.auth_token})"
+        return Reply(403, leak.encode())
+
+
+@register
 class SlowQueue(Twiml):
     """Acks at once and queues in Redis; its worker drains the list slowly. /health hides the queue."""
 

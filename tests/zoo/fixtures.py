@@ -18,13 +18,22 @@ class Zoo:
 
     def __init__(self, log_dir: Path) -> None:
         self._log_dir = log_dir
-        self._running: dict[tuple[str, str, str | None], ZooBot] = {}
+        self._running: dict[tuple[str, str, str | None, tuple[str, ...]], ZooBot] = {}
 
-    def bot(self, name: str, token: str = ZOO_TOKEN, *, public_url: str | None = None) -> ZooBot:
+    def bot(
+        self,
+        name: str,
+        token: str = ZOO_TOKEN,
+        *,
+        public_url: str | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> ZooBot:
         """The running bot ``name`` validating with ``token`` (started on first use)."""
-        key = (name, token, public_url)
+        key = (name, token, public_url, extra_args)
         if key not in self._running:
-            self._running[key] = start_bot(name, token, public_url=public_url, log_dir=self._log_dir)
+            self._running[key] = start_bot(
+                name, token, public_url=public_url, extra_args=extra_args, log_dir=self._log_dir
+            )
         return self._running[key]
 
     def stop_all(self) -> None:

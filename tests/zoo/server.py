@@ -42,6 +42,8 @@ class BotSettings:
     """Redis for the bots that keep state there (``slow_queue``)."""
     drain_per_s: float = 20.0
     """How many queued messages per second ``slow_queue``'s worker takes off its list."""
+    stall_s: float = 20.0
+    """How long ``stalls`` waits before answering, seconds (more than Twilio's 15 s)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,8 @@ class Reply:
     body: bytes = b""
     content_type: str | None = "text/plain; charset=utf-8"
     """None sends no Content-Type (as for 204)."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """More headers (e.g. Retry-After)."""
 
     def encode(self, keep_alive: bool) -> bytes:
         """Status line, headers and body in one buffer."""
@@ -80,6 +84,7 @@ class Reply:
         lines = [f"HTTP/1.1 {self.status} {phrase}", "Server: perfsuite-zoo"]
         if self.content_type is not None:
             lines.append(f"Content-Type: {self.content_type}")
+        lines += [f"{name}: {value}" for name, value in self.headers]
         if self.status != 204:
             lines.append(f"Content-Length: {len(self.body)}")
         lines.append("Connection: keep-alive" if keep_alive else "Connection: close")
@@ -164,7 +169,10 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _send(self, reply: Reply) -> None:
-        self.wfile.write(reply.encode(keep_alive=not self.close_connection))
+        try:
+            self.wfile.write(reply.encode(keep_alive=not self.close_connection))
+        except OSError:  # the client gave up (e.g. timed out on a stalling bot)
+            self.close_connection = True
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         # The base class writes headers and body in two sends; errors go out in one write, then close.
@@ -225,6 +233,9 @@ def main(bots: dict[str, type[Bot]], argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--drain-per-s", type=float, default=20.0, help="slow_queue: messages drained per second"
     )
+    parser.add_argument(
+        "--stall-s", type=float, default=20.0, help="stalls: seconds before answering (default: 20)"
+    )
     args = parser.parse_args(argv)
     token = os.environ.get("TWILIO_AUTH_TOKEN", "")
     if not token:
@@ -242,6 +253,7 @@ def main(bots: dict[str, type[Bot]], argv: list[str] | None = None) -> int:
         path=args.path,
         redis_url=args.redis_url,
         drain_per_s=args.drain_per_s,
+        stall_s=args.stall_s,
     )
     return serve(bot_class(settings), args.host, args.port)
 
