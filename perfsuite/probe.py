@@ -314,16 +314,15 @@ class ProbeReport:
                     f"every valid request refused (HTTP {valid.status}): likely a token mismatch "
                     "(TWILIO_AUTH_TOKEN is not the bot's), a public_url other than the one the bot "
                     f"validates against (signed for {self.public_url}; the bot must see exactly that URL), "
-                    "or a bot that does not "
-                    "follow Twilio's signature scheme"
+                    "or a bot that does not follow Twilio's signature scheme"
                 )
-        elif valid.verdict is not Verdict.AS_EXPECTED:
-            findings.append(f"the valid message could not be judged: {_unjudged(valid)}")
         findings += _acceptance_findings(accepted, valid.verdict is Verdict.AS_EXPECTED, self.public_url)
+        unjudged: dict[str, list[str]] = {}  # reason -> cases, in case order
+        for case in self.cases:
+            if case.verdict in (Verdict.INCONCLUSIVE, Verdict.NO_ANSWER):
+                unjudged.setdefault(_unjudged(case), []).append(case.name)
         findings += [
-            f"{case.name} could not be judged: {_unjudged(case)}"
-            for case in self.cases
-            if case.name is not CaseName.VALID and case.verdict in (Verdict.INCONCLUSIVE, Verdict.NO_ANSWER)
+            f"{', '.join(names)} could not be judged: {reason}" for reason, names in unjudged.items()
         ]
         return tuple(findings)
 
@@ -355,7 +354,7 @@ class ProbeReport:
         }
 
     def render_lines(self) -> list[str]:
-        """The report for a terminal, one line per case then the verdict."""
+        """The report for a terminal: a heading, one line per case, then the diagnosis line."""
         lines = [f"signature probe of {self.webhook_url} (signed for {self.public_url})"]
         width = max((len(case.name) for case in self.cases), default=0)
         for case in self.cases:
@@ -368,7 +367,7 @@ class ProbeReport:
         if self.all_as_expected:
             lines.append(f"all {len(self.cases)} cases as expected")
         else:
-            lines += [f"diagnosis: {finding}" for finding in self.findings]
+            lines.append(f"diagnosis: {self.diagnosis}")
         return lines
 
 
