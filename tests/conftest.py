@@ -1,4 +1,4 @@
-"""Shared fixtures: a private real Redis server on a free port (never the shared 6379)."""
+"""Shared fixtures: a private real Redis server on a free port (never the shared 6379); the zoo bots."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import pytest
 import redis
 
 from perfsuite.embedded import ManagedProcess, start_redis
+
+pytest_plugins = ("tests.zoo.fixtures",)
 
 
 @pytest.fixture(scope="session")
