@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from perfsuite.faults.errors import ApiError, FaultError
+from perfsuite.faults.redact import redact
 
 DEFAULT_API_URL = "http://127.0.0.1:8474"
 """Toxiproxy's default API address."""
@@ -84,7 +85,7 @@ class ToxiproxyClient:
         # no HTTP(S)_PROXY from the environment: the API is on this host or this compose network
 
     def __repr__(self) -> str:
-        return f"ToxiproxyClient({self.url!r})"
+        return f"ToxiproxyClient({redact(self.url)!r})"
 
     # -- server --------------------------------------------------------------------------------
 
@@ -204,7 +205,7 @@ class ToxiproxyClient:
         request.add_header("User-Agent", "perfsuite-faults")
         if data is not None:
             request.add_header("Content-Type", "application/json")
-        where = f"{method} {self.url}{path}"
+        where = f"{method} {redact(self.url)}{path}"
         try:
             with self._opener.open(request, timeout=self.timeout_s) as response:
                 text = response.read().decode("utf-8", errors="replace")

@@ -18,7 +18,6 @@ import contextlib
 import logging
 import math
 import os
-import re
 import signal
 import subprocess
 import time
@@ -34,6 +33,7 @@ from redis.retry import Retry
 
 from perfsuite.faults.client import ToxiproxyClient
 from perfsuite.faults.errors import ApiError, FaultError
+from perfsuite.faults.redact import redact
 
 logger = logging.getLogger("perfsuite.faults")
 
@@ -206,6 +206,10 @@ class ShellCommand:
     cwd: Path | None = None
     """Working directory (default: the current one)."""
 
+    def __repr__(self) -> str:
+        commands = f"{redact(self.inject_command)!r}, {redact(self.heal_command)!r}"
+        return f"ShellCommand({commands}, timeout_s={self.timeout_s})"
+
     def inject(self) -> None:
         self._run("inject", self.inject_command)
 
@@ -260,25 +264,6 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=5)
 
 
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@\s:]*):[^@\s/]*@")
-_SECRET_OPTION = re.compile(
-    r"(?P<flag>(?<!\S)(?:-a|-p|--pass|--password|--requirepass|--token|--auth|--secret))(?P<sep>=|\s+)\S+"
-)
-_SECRET_ASSIGNMENT = re.compile(
-    r"(?P<key>\b[A-Za-z_][A-Za-z0-9_]*(?:PASS|PASSWORD|PASSWD|TOKEN|SECRET|KEY)[A-Za-z0-9_]*)=\S+",
-    re.IGNORECASE,
-)
-
-
-def redact(text: str) -> str:
-    """``text`` (a URL or a command line) with credentials replaced by ``***``: URL passwords,
-    the value after ``-a``/``--password``/``--token``-like flags and ``*PASSWORD=``/``*TOKEN=``
-    style assignments."""
-    text = _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
-    text = _SECRET_OPTION.sub(lambda m: f"{m['flag']}{m['sep']}***", text)
-    return _SECRET_ASSIGNMENT.sub(lambda m: f"{m['key']}=***", text)
-
-
 __all__ = [
     "FaultDriver",
     "FaultError",
@@ -286,5 +271,4 @@ __all__ = [
     "ProxyToxic",
     "RedisPause",
     "ShellCommand",
-    "redact",
 ]

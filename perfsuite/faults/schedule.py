@@ -63,7 +63,7 @@ class ToxicSpec(_Frozen):
     """The toxic a ``toxic`` window adds (Toxiproxy's fields)."""
 
     type: Literal["latency", "timeout", "reset_peer", "bandwidth"]
-    attributes: dict[str, int] = Field(default_factory=dict)
+    attributes: dict[str, int] = Field(default_factory=dict, validate_default=True)
     """latency: ``latency``, ``jitter`` (ms); timeout and reset_peer: ``timeout`` (ms); bandwidth:
     ``rate`` (KB/s). Missing attributes are 0."""
     stream: Literal["upstream", "downstream"] = "downstream"
