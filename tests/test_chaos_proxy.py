@@ -431,10 +431,12 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def test_command_creates_configured_proxies_and_stops_on_sigterm(
-    tmp_path: Path, redis_server: ManagedProcess
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_command_creates_configured_proxies_and_stops_on_a_signal(
+    tmp_path: Path, redis_server: ManagedProcess, stop_signal: signal.Signals
 ) -> None:
-    """--config (Toxiproxy's format) and --proxy create proxies at start; SIGTERM stops it cleanly (0)."""
+    """--config (Toxiproxy's format) and --proxy create proxies at start; SIGTERM or SIGINT stops
+    it cleanly (exit 0, proxies closed)."""
     api_port, config_port, flag_port = free_port(), free_port(), free_port()
     upstream = f"127.0.0.1:{redis_server.extra['port']}"
     config = tmp_path / "proxies.json"
@@ -460,7 +462,7 @@ def test_command_creates_configured_proxies_and_stops_on_sigterm(
         assert sorted(proxies) == ["from_file", "from_flag"]
         for port in (config_port, flag_port):
             assert _redis(port).ping() is True
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(stop_signal)
         output, _ = process.communicate(timeout=10)
     finally:
         if process.poll() is None:

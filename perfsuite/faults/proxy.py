@@ -117,7 +117,11 @@ class _Link:
         self.next_send_at = 0.0
 
     def read(self) -> None:
-        """Reader greenlet: source -> buffer, waiting while the buffer is full."""
+        """Reader greenlet: source -> buffer, waiting while the buffer is full.
+
+        With no toxic on the stream and nothing queued, the reader sends the data on itself (the
+        common case, and the one the proxy's own overhead matters in); otherwise the writer does.
+        """
         proxy = self.conn.proxy
         try:
             while True:
@@ -127,6 +131,9 @@ class _Link:
                 data = self.source.recv(CHUNK_BYTES)
                 if not data:
                     break
+                if not self.pending and not self.holds and not proxy.has_toxics(self.stream):
+                    self.dest.sendall(data)
+                    continue
                 self.pending.append(_Chunk(memoryview(data), proxy.clock(), len(data)))
                 self.pending_bytes += len(data)
                 self.wake.set()
@@ -435,6 +442,10 @@ class Proxy:
     def toxics(self) -> tuple[Toxic, ...]:
         """Active toxics, in the order they were added."""
         return tuple(item.toxic for item in self._toxics)
+
+    def has_toxics(self, stream: str) -> bool:
+        """True if any toxic is on ``stream``."""
+        return any(item.toxic.stream == stream for item in self._toxics)
 
     def installed(self, stream: str) -> list[_Installed]:
         """The toxics on ``stream`` (``upstream`` or ``downstream``) with their install numbers."""
