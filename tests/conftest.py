@@ -1,4 +1,4 @@
-"""Shared fixtures: a private real Redis server on a free port (never the shared 6379)."""
+"""Shared fixtures: a private real Redis server on a free port (never the shared 6379), a fault proxy."""
 
 from __future__ import annotations
 
@@ -25,3 +25,13 @@ def redis_url(redis_server: ManagedProcess) -> Iterator[str]:
     client.flushdb()
     client.close()
     yield redis_server.url
+
+
+@pytest.fixture(scope="session")
+def chaos_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedProcess]:
+    """The fault proxy (``python -m perfsuite.faults``) as a separate process, API on a free port."""
+    from perfsuite.faults.api import start_chaos_proxy  # loads gevent's server only where needed
+
+    process = start_chaos_proxy(log_path=tmp_path_factory.mktemp("chaos") / "chaos-proxy.log")
+    yield process
+    process.stop()

@@ -27,25 +27,16 @@ from redis.retry import Retry
 
 from perfsuite.embedded import ManagedProcess, free_port, wait_for_http
 from perfsuite.errors import EXIT_USAGE
-from perfsuite.faults.api import start_chaos_proxy
 from perfsuite.faults.client import ProxyState, ToxiproxyClient
 from perfsuite.faults.errors import ApiError
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def chaos_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedProcess]:
-    """One fault proxy process for the module (``python -m perfsuite.faults`` on a free port)."""
-    process = start_chaos_proxy(log_path=tmp_path_factory.mktemp("chaos") / "chaos-proxy.log")
-    yield process
-    process.stop()
-
-
 @pytest.fixture()
-def api(chaos_api: ManagedProcess) -> Iterator[ToxiproxyClient]:
+def api(chaos_proxy: ManagedProcess) -> Iterator[ToxiproxyClient]:
     """A client of the fault proxy's API; every proxy is deleted after the test."""
-    client = ToxiproxyClient(chaos_api.url)
+    client = ToxiproxyClient(chaos_proxy.url)
     yield client
     for name in client.proxies():
         client.delete_proxy(name)
@@ -200,12 +191,12 @@ def test_bandwidth_toxic_limits_throughput(
 
 
 def test_reset_enables_every_proxy_and_removes_every_toxic(
-    api: ToxiproxyClient, redis_proxy: ProxyState, chaos_api: ManagedProcess
+    api: ToxiproxyClient, redis_proxy: ProxyState, chaos_proxy: ManagedProcess
 ) -> None:
     """POST /reset (204) brings a disabled, poisoned proxy back to a clean, working state."""
     api.add_toxic("redis", "latency", {"latency": 500})
     api.set_enabled("redis", False)
-    status, body = _http(chaos_api.url + "/reset", "POST", b"")
+    status, body = _http(chaos_proxy.url + "/reset", "POST", b"")
     assert (status, body) == (204, None)
     state = api.proxy("redis")
     assert state.enabled and state.toxics == ()
@@ -256,10 +247,10 @@ def test_postgres_connection_through_the_proxy_stops_while_disabled(api: Toxipro
 
 
 def test_proxy_endpoints_answer_with_toxiproxy_shapes(
-    chaos_api: ManagedProcess, api: ToxiproxyClient
+    chaos_proxy: ManagedProcess, api: ToxiproxyClient
 ) -> None:
     """Create (201), list, get, update (POST and PATCH) and delete (204) proxies as Toxiproxy does."""
-    base = chaos_api.url
+    base = chaos_proxy.url
     status, created = _http(
         base + "/proxies", "POST", {"name": "db", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:5432"}
     )
@@ -289,10 +280,10 @@ def test_proxy_endpoints_answer_with_toxiproxy_shapes(
 
 
 def test_toxic_endpoints_answer_with_toxiproxy_shapes(
-    chaos_api: ManagedProcess, api: ToxiproxyClient
+    chaos_proxy: ManagedProcess, api: ToxiproxyClient
 ) -> None:
     """Add (200, defaults filled in), list, get, update and delete (204) toxics as Toxiproxy does."""
-    base = chaos_api.url
+    base = chaos_proxy.url
     api.create_proxy("db", "127.0.0.1:0", "127.0.0.1:5432")
     status, toxic = _http(
         base + "/proxies/db/toxics", "POST", {"type": "latency", "attributes": {"latency": 100}}
@@ -376,7 +367,7 @@ def test_toxic_endpoints_answer_with_toxiproxy_shapes(
     ],
 )
 def test_errors_answer_with_toxiproxy_error_bodies(
-    chaos_api: ManagedProcess,
+    chaos_proxy: ManagedProcess,
     api: ToxiproxyClient,
     method: str,
     path: str,
@@ -387,7 +378,7 @@ def test_errors_answer_with_toxiproxy_error_bodies(
     """Every refused request answers ``{"error": ..., "status": N}`` with Toxiproxy's code."""
     api.create_proxy("db", "127.0.0.1:0", "127.0.0.1:5432")
     api.add_toxic("db", "latency", {"latency": 1})
-    got_status, got = _http(chaos_api.url + path, method, body)
+    got_status, got = _http(chaos_proxy.url + path, method, body)
     assert got_status == status
     assert set(got) == {"error", "status"} and got["status"] == status
     assert error in got["error"]
@@ -401,9 +392,9 @@ def test_client_raises_api_errors_with_status(api: ToxiproxyClient) -> None:
     assert "GET " in str(caught.value) and "/proxies/missing" in str(caught.value)
 
 
-def test_browsers_are_refused(chaos_api: ManagedProcess) -> None:
+def test_browsers_are_refused(chaos_proxy: ManagedProcess) -> None:
     """A browser (User-Agent Mozilla/...) gets 403, so a web page cannot take a dependency down."""
-    status, body = _http(chaos_api.url + "/proxies", headers={"User-Agent": "Mozilla/5.0"})
+    status, body = _http(chaos_proxy.url + "/proxies", headers={"User-Agent": "Mozilla/5.0"})
     assert status == 403 and body["status"] == 403
 
 

@@ -31,21 +31,12 @@ from perfsuite.faults import (
     ToxiproxyClient,
     driver_for,
 )
-from perfsuite.faults.api import start_chaos_proxy
-
-
-@pytest.fixture(scope="module")
-def chaos_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedProcess]:
-    """One fault proxy process for the module."""
-    process = start_chaos_proxy(log_path=tmp_path_factory.mktemp("chaos") / "chaos-proxy.log")
-    yield process
-    process.stop()
 
 
 @pytest.fixture()
-def proxied_redis(chaos_api: ManagedProcess, redis_server: ManagedProcess) -> Iterator[int]:
+def proxied_redis(chaos_proxy: ManagedProcess, redis_server: ManagedProcess) -> Iterator[int]:
     """Port of a proxy named ``redis`` in front of the private Redis (deleted afterwards)."""
-    client = ToxiproxyClient(chaos_api.url)
+    client = ToxiproxyClient(chaos_proxy.url)
     proxy = client.create_proxy("redis", "127.0.0.1:0", f"127.0.0.1:{redis_server.extra['port']}")
     yield proxy.listen_port
     client.delete_proxy("redis")
@@ -75,10 +66,10 @@ def _timed(action: Any) -> float:
 
 
 def test_proxy_outage_stops_traffic_and_heal_restores_it(
-    chaos_api: ManagedProcess, proxied_redis: int
+    chaos_proxy: ManagedProcess, proxied_redis: int
 ) -> None:
     """ProxyOutage really cuts the dependency off (connects refused) and heal (twice) restores it."""
-    window = FaultWindow(at_s=0, duration_s=1, driver="proxy", target="redis", api_url=chaos_api.url)
+    window = FaultWindow(at_s=0, duration_s=1, driver="proxy", target="redis", api_url=chaos_proxy.url)
     driver = driver_for(window)
     assert isinstance(driver, ProxyOutage)
     client = _redis(proxied_redis)
@@ -92,7 +83,7 @@ def test_proxy_outage_stops_traffic_and_heal_restores_it(
 
 
 def test_proxy_toxic_adds_latency_and_heal_is_idempotent(
-    chaos_api: ManagedProcess, proxied_redis: int
+    chaos_proxy: ManagedProcess, proxied_redis: int
 ) -> None:
     """ProxyToxic adds its toxic (again without error if it is still there) and heal removes it."""
     window = FaultWindow(
@@ -100,7 +91,7 @@ def test_proxy_toxic_adds_latency_and_heal_is_idempotent(
         duration_s=1,
         driver="toxic",
         target="redis",
-        api_url=chaos_api.url,
+        api_url=chaos_proxy.url,
         toxic={"type": "latency", "attributes": {"latency": 80}},
     )
     driver = driver_for(window)
@@ -113,7 +104,7 @@ def test_proxy_toxic_adds_latency_and_heal_is_idempotent(
     driver.heal()
     driver.heal()
     assert _timed(client.ping) < 0.05
-    assert ToxiproxyClient(chaos_api.url).toxics("redis") == []
+    assert ToxiproxyClient(chaos_proxy.url).toxics("redis") == []
 
 
 def test_redis_pause_holds_commands_and_ends_by_itself(paused_redis: ManagedProcess) -> None:
@@ -379,10 +370,10 @@ def test_scheduler_still_heals_when_inject_or_marking_fails() -> None:
     assert len(scheduler.errors) == 3  # the injection and both marks
 
 
-def test_scheduler_with_a_real_proxy_outage(chaos_api: ManagedProcess, proxied_redis: int) -> None:
+def test_scheduler_with_a_real_proxy_outage(chaos_proxy: ManagedProcess, proxied_redis: int) -> None:
     """End to end: during the window Redis through the proxy is unreachable, after it it works."""
     window = FaultWindow(
-        name="redis-down", at_s=0.1, duration_s=0.5, driver="proxy", target="redis", api_url=chaos_api.url
+        name="redis-down", at_s=0.1, duration_s=0.5, driver="proxy", target="redis", api_url=chaos_proxy.url
     )
     marks = _Marks()
     client = _redis(proxied_redis, socket_timeout=1.0)

@@ -370,14 +370,21 @@ _REASONS = {
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        raise ApiError("bad request body: invalid Content-Length", 400) from None
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return b""
+    if "chunked" in str(environ.get("HTTP_TRANSFER_ENCODING", "")).lower():
+        body = stream.read(MAX_BODY_BYTES + 1)
+        length = len(body)
+    else:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            raise ApiError("bad request body: invalid Content-Length", 400) from None
+        body = b""
     if length > MAX_BODY_BYTES:
         raise ApiError(f"bad request body: larger than {MAX_BODY_BYTES} bytes", 413)
-    stream = environ.get("wsgi.input")
-    return stream.read(length) if stream is not None and length > 0 else b""
+    return body or (stream.read(length) if length > 0 else b"")
 
 
 # -- the command -------------------------------------------------------------------------------

@@ -73,7 +73,7 @@ class Toxic:
 
         Attributes not named keep their value (Toxiproxy decodes the update onto the old toxic).
         """
-        changes: dict[str, Any] = _attribute_values(type(self), body.get("attributes", {}))
+        changes: dict[str, Any] = _attribute_values(type(self), body.get("attributes") or {})
         if "toxicity" in body:
             changes["toxicity"] = _toxicity(body["toxicity"])
         return replace(self, **changes)
