@@ -25,7 +25,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from perfsuite.embedded import ManagedProcess, free_port, wait_for_http
+from perfsuite.embedded import ManagedProcess, free_port, start_redis, wait_for_http
 from perfsuite.errors import EXIT_USAGE
 from perfsuite.faults.client import ProxyState, ToxiproxyClient
 from perfsuite.faults.errors import ApiError
@@ -335,6 +335,29 @@ def test_toxic_endpoints_answer_with_toxiproxy_shapes(
     assert _http(base + "/proxies/db/toxics/cut")[0] == 404
 
 
+def test_updating_upstream_and_listen_restarts_the_proxy(
+    api: ToxiproxyClient, redis_proxy: ProxyState
+) -> None:
+    """A new upstream sends the next connections to the new server; a new listen address moves
+    the proxy there (the old port refuses connections)."""
+    other = start_redis()
+    try:
+        redis.Redis(port=int(other.extra["port"])).set("where", "other")
+        client = _redis(redis_proxy.listen_port)
+        assert client.get("where") is None
+        moved = api.update_proxy("redis", upstream=f"127.0.0.1:{other.extra['port']}")
+        assert moved.enabled and moved.upstream.endswith(other.extra["port"])
+        assert client.get("where") == b"other"  # the old connection was closed; this one is new
+
+        new_port = free_port()
+        api.update_proxy("redis", listen=f"127.0.0.1:{new_port}")
+        assert _redis(new_port).get("where") == b"other"
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", redis_proxy.listen_port), timeout=2).close()
+    finally:
+        other.stop()
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "status", "error"),
     [
@@ -399,7 +422,8 @@ def test_browsers_are_refused(chaos_proxy: ManagedProcess) -> None:
 
 
 def test_populate_creates_and_keeps_unchanged_proxies(api: ToxiproxyClient, redis_proxy: ProxyState) -> None:
-    """POST /populate (201) creates missing proxies and leaves an identical one (and its toxics) alone."""
+    """POST /populate (201) creates missing proxies, leaves an identical one (and its toxics) alone
+    and replaces one whose addresses changed."""
     api.add_toxic("redis", "latency", {"latency": 1})
     same = {"name": "redis", "listen": redis_proxy.listen, "upstream": redis_proxy.upstream}
     fresh = {"name": "db", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:5432"}
@@ -407,6 +431,8 @@ def test_populate_creates_and_keeps_unchanged_proxies(api: ToxiproxyClient, redi
     assert [proxy.name for proxy in result] == ["redis", "db"]
     assert result[0].toxics and result[0].listen == redis_proxy.listen
     assert result[1].enabled
+    replaced = api.populate([{**fresh, "upstream": "127.0.0.1:5433"}])
+    assert replaced[0].upstream == "127.0.0.1:5433" and api.proxy("db").upstream == "127.0.0.1:5433"
 
 
 # -- the command ------------------------------------------------------------------------------
