@@ -124,6 +124,12 @@ def test_disabled_proxy_refuses_connections_and_reenabling_heals(
     state = api.set_enabled("redis", True)
     assert state.enabled and state.listen == redis_proxy.listen
     assert client.get("key") == b"value"
+    for _ in range(5):  # the outage is in force as soon as the API has answered, every time
+        api.set_enabled("redis", False)
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", redis_proxy.listen_port), timeout=2).close()
+        api.set_enabled("redis", True)
+        assert client.get("key") == b"value"
 
 
 def test_timeout_toxic_zero_holds_requests_until_removed(

@@ -46,6 +46,8 @@ BUFFER_BYTES = 256 * 1024
 back-pressure reaches the sender), so a slow toxic never makes the proxy grow."""
 BANDWIDTH_SLICE_S = 0.1
 """A bandwidth-limited stream sends at most this many seconds' worth of bytes at once."""
+CLOSE_TIMEOUT_S = 2.0
+"""Longest wait for a connection's or a listener's greenlets to end when closing them."""
 
 
 def parse_address(text: str, what: str = "address", allow_port_zero: bool = False) -> tuple[str, int]:
@@ -272,6 +274,8 @@ class _Connection:
             _Link(self, "downstream", upstream, client),
         )
         self.greenlets: list[gevent.Greenlet] = []
+        self.done = gevent.event.Event()
+        """Set once both sockets are closed."""
 
     def start(self) -> None:
         for link in self.links:
@@ -288,10 +292,18 @@ class _Connection:
             self.close()
 
     def close(self, reset: bool = False) -> None:
-        """Close both sockets (with ``reset``: abortively, so both peers get a TCP RST)."""
+        """Close both sockets (with ``reset``: abortively, so both peers get a TCP RST).
+
+        The connection's other greenlets are ended first: gevent defers closing a socket that a
+        greenlet waits on, and when ``close`` returns the sockets must really be closed.
+        """
         if self.closed:
+            if gevent.getcurrent() not in self.greenlets:
+                self.done.wait(CLOSE_TIMEOUT_S)  # closing under way elsewhere: finish together
             return
         self.closed = True
+        current = gevent.getcurrent()
+        gevent.killall([g for g in self.greenlets if g is not current], block=True, timeout=CLOSE_TIMEOUT_S)
         for sock in (self.client, self.upstream):
             try:
                 if reset:
@@ -301,9 +313,8 @@ class _Connection:
                 sock.close()
             except OSError:
                 pass
-        current = gevent.getcurrent()
-        gevent.killall([g for g in self.greenlets if g is not current], block=False)
         self.proxy.forget(self)
+        self.done.set()
 
 
 class Proxy:
@@ -402,10 +413,11 @@ class Proxy:
         if not self._enabled:
             return
         self._enabled = False
+        # End the greenlets waiting on the listener first, so that it closes now (not deferred).
         if self._acceptor is not None:
-            self._acceptor.kill(block=False)
+            self._acceptor.kill(block=True, timeout=CLOSE_TIMEOUT_S)
             self._acceptor = None
-        gevent.killall(list(self._opening), block=False)
+        gevent.killall(list(self._opening), block=True, timeout=CLOSE_TIMEOUT_S)
         self._opening.clear()
         if self._listener is not None:
             self._listener.close()
