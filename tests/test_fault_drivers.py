@@ -257,7 +257,8 @@ def test_fault_window_refuses_bad_settings_with_clear_messages(data: dict[str, A
 
 
 def test_fault_schedule_refuses_overlaps_on_one_target_and_repeated_names() -> None:
-    """Two windows on one target may not overlap (healing one would end the other); names are unique."""
+    """Two windows on one target may not overlap (healing one would end the other), in a schedule
+    or in a scheduler; names are unique."""
     base = {"driver": "proxy", "target": "redis"}
     FaultSchedule.model_validate(
         {"windows": [{**base, "at_s": 0, "duration_s": 5}, {**base, "at_s": 5, "duration_s": 5}]}
@@ -266,6 +267,12 @@ def test_fault_schedule_refuses_overlaps_on_one_target_and_repeated_names() -> N
         FaultSchedule.model_validate(
             {"windows": [{**base, "at_s": 0, "duration_s": 5}, {**base, "at_s": 4, "duration_s": 5}]}
         )
+    overlapping = [
+        FaultWindow(name="a", at_s=0, duration_s=5, driver="proxy", target="redis"),
+        FaultWindow(name="b", at_s=1, duration_s=5, driver="proxy", target="redis"),
+    ]
+    with pytest.raises(ValueError, match="overlap"):
+        FaultScheduler(overlapping, {"a": _Recorder(), "b": _Recorder()}, _Marks())
     with pytest.raises(ValidationError, match="unique"):
         FaultSchedule.model_validate(
             {

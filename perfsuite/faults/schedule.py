@@ -227,6 +227,7 @@ class FaultScheduler:
         clock: Callable[[], float] = time.monotonic,
         max_wait_s: float = 1.0,
     ) -> None:
+        FaultSchedule(windows=tuple(windows))  # unique names, no overlap on a target (ValueError)
         missing = [window.name for window in windows if window.name not in drivers]
         if missing:
             raise ValueError(f"no driver for fault window(s) {', '.join(missing)}")
