@@ -1,4 +1,5 @@
-"""Shared fixtures: a private real Redis server on a free port (never the shared 6379); the zoo bots."""
+"""Shared fixtures: a private real Redis server on a free port (never the shared 6379), the zoo bots,
+a fault proxy."""
 
 from __future__ import annotations
 
@@ -27,3 +28,13 @@ def redis_url(redis_server: ManagedProcess) -> Iterator[str]:
     client.flushdb()
     client.close()
     yield redis_server.url
+
+
+@pytest.fixture(scope="session")
+def chaos_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedProcess]:
+    """The fault proxy (``python -m perfsuite.faults``) as a separate process, API on a free port."""
+    from perfsuite.faults.api import start_chaos_proxy  # loads gevent's server only where needed
+
+    process = start_chaos_proxy(log_path=tmp_path_factory.mktemp("chaos") / "chaos-proxy.log")
+    yield process
+    process.stop()
