@@ -674,6 +674,18 @@ def lost_workers_note(workers: Sequence[WorkerHealth], run_started_at_s: float |
     return "\n".join(lines)
 
 
+def saturated_workers_reasons(workers: Sequence[WorkerHealth]) -> tuple[str, ...]:
+    """One reason per saturated worker, naming it: each makes the run's latency untrustworthy
+    (for ``perfsuite.saturation.Trust``)."""
+    return tuple(
+        f"worker {worker.host} (pid {worker.pid or '?'}, {worker.client_id}) was saturated: "
+        + "; ".join(worker.saturation_reasons)
+        + ": its requests started and were read late, so the latency figures include its own delay"
+        for worker in workers
+        if worker.saturated
+    )
+
+
 def worker_table(workers: Sequence[WorkerHealth]) -> str:
     """Per-worker health as aligned text lines (one per worker) for terminal reports."""
 
@@ -708,6 +720,7 @@ __all__ = [
     "add_arguments",
     "install_worker_health",
     "lost_workers_note",
+    "saturated_workers_reasons",
     "set_heartbeat_limits",
     "summarise_workers",
     "worker_health_of",

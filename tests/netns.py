@@ -185,7 +185,8 @@ class Network:
         except NetnsUnavailable as exc:
             pytest.skip(f"network namespaces unavailable: {exc}")
         except subprocess.CalledProcessError as exc:
-            pytest.skip(f"`ip netns add` is not permitted here: {exc.stderr.strip() or exc}")
+            self.close()
+            pytest.skip(f"`ip netns` is not permitted here: {exc.stderr.strip() or exc}")
         try:
             _ip("-n", self.switch, "link", "add", BRIDGE, "type", "bridge")
             _ip("-n", self.switch, "link", "set", BRIDGE, "up")

@@ -16,13 +16,15 @@ from typing import IO, Any
 
 import pytest
 
-from perfsuite.collector import CollectorReader, RunData
+from perfsuite.collector import CollectorReader, CollectorWriter, LatencyHistogram, RunData
 from perfsuite.embedded import free_port, wait_for_port
 from perfsuite.launcher import LocustJob, locust_command
 from perfsuite.workers import (
     WORKER_HEALTH_MARK,
+    WORKER_JOINED_MARK,
     WORKER_LOST_MARK,
     lost_workers_note,
+    saturated_workers_reasons,
     worker_health_of,
     worker_table,
 )
@@ -189,6 +191,95 @@ def test_a_worker_killed_mid_run_is_named_and_the_totals_are_explained(
     assert note is not None and dead.client_id in note
     print(worker_table(health))
     print(note)
+
+
+def test_the_summary_names_lost_and_saturated_workers(redis_url: str) -> None:
+    """Marks as the master and two workers write them, through real writers and back: the lost
+    worker is linked to its writer by the writer id its stats reports carried (it never sent a
+    health sample), the saturated one is named with its reasons, the shares add up."""
+    run_id = "worker-summary"
+    master = CollectorWriter(redis_url, run_id, writer_id="master-1-aaaaaa", start=False)
+    busy = CollectorWriter(redis_url, run_id, writer_id="w1-2-bbbbbb", start=False)
+    dead = CollectorWriter(redis_url, run_id, writer_id="w2-3-cccccc", start=False)
+    for _ in range(30):
+        busy.record("GET", "/ok", 1000.0)
+    for _ in range(10):
+        dead.record("GET", "/ok", 1000.0)
+    lag = LatencyHistogram()
+    for lag_us in (2_000, 3_000, 40_000):
+        lag.record(lag_us)
+    master.mark(WORKER_JOINED_MARK, at_s=100.0, client_id="w1_b", worker_index=0, rejoined=False)
+    master.mark(WORKER_JOINED_MARK, at_s=100.5, client_id="w2_c", worker_index=1, rejoined=False)
+    busy.mark(
+        WORKER_HEALTH_MARK,
+        at_s=101.0,
+        source="worker",
+        client_id="w1_b",
+        requests=10,
+        cpu_percent=97.0,
+        loop_lag_max_ms=40.0,
+        master_heartbeat_age_s=0.4,
+    )
+    busy.mark(
+        WORKER_HEALTH_MARK,
+        at_s=109.0,
+        source="worker",
+        final=True,
+        client_id="w1_b",
+        requests=30,
+        cpu_max_percent=97.0,
+        master_heartbeat_gap_max_s=1.1,
+        loop_lag_hist=lag.encode(),
+    )
+    master.mark(
+        WORKER_LOST_MARK,
+        at_s=106.0,
+        client_id="w2_c",
+        writer_id="w2-3-cccccc",
+        last_heartbeat_at=102.0,
+        heartbeat_gap_s=4.0,
+        reported_requests=6,
+        reported_failures=0,
+        users=1,
+        detected_by="heartbeat",
+    )
+    master.mark(
+        WORKER_HEALTH_MARK,
+        at_s=109.0,
+        source="master",
+        client_id="w1_b",
+        writer_id="w1-2-bbbbbb",
+        heartbeat_gap_max_s=1.2,
+        reported_requests=28,
+        reported_failures=0,
+        lost=False,
+    )
+    for writer in (master, busy):
+        assert writer.close()
+    dead.flush(everything=True)  # what a killed worker leaves: batches, no closed record
+
+    workers = worker_health_of(CollectorReader(redis_url).load(run_id))
+    assert [worker.client_id for worker in workers] == ["w1_b", "w2_c"]
+    busy_health, dead_health = workers
+    assert busy_health.saturated and not busy_health.lost and busy_health.closed
+    assert busy_health.requests == 30 and busy_health.cpu_max_percent == 97.0
+    assert busy_health.loop_lag_max_ms is not None and busy_health.loop_lag_max_ms >= 40.0
+    assert busy_health.heartbeat_gap_max_s == 1.2 and busy_health.reported_requests == 28
+    assert dead_health.lost and not dead_health.closed and not dead_health.saturated
+    assert (
+        dead_health.writer_id == "w2-3-cccccc"
+        and dead_health.requests == 10
+        and dead_health.pid == os.getpid()
+    )
+    assert (dead_health.last_heartbeat_at_s, dead_health.lost_at_s) == (102.0, 106.0)
+    assert dead_health.reported_requests == 6 and dead_health.heartbeat_gap_max_s == 4.0
+    assert (busy_health.share, dead_health.share) == (0.75, 0.25)
+    note = lost_workers_note(workers, run_started_at_s=100.0)
+    assert note is not None and "w2_c" in note and "+2.0 s into the run" in note and "10 requests" in note
+    (reason,) = saturated_workers_reasons(workers)
+    assert "w1_b" in reason and "CPU reached 97%" in reason and "lag P99" in reason
+    assert json.loads(json.dumps([worker.to_dict() for worker in workers]))[1]["lost"] is True
+    assert lost_workers_note(workers[:1]) is None
 
 
 def _epoch(iso: str) -> float:
