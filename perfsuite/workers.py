@@ -145,6 +145,9 @@ def _apply_limits(environment: Any) -> None:
 
 # -------------------------------------------------------------------- master side
 
+MAX_PENDING_MARKS = 1000
+"""Marks a master keeps while no test (so no writer) is open; the oldest go first."""
+
 
 @dataclass(slots=True)
 class _Tracked:
@@ -184,6 +187,8 @@ class WorkerWatch:
         self._greenlet = gevent.spawn(self._poll)
 
     def _mark(self, kind: str, at_s: float, **fields: Any) -> None:
+        if len(self._pending) >= MAX_PENDING_MARKS:  # no test for a long while (web UI mode)
+            del self._pending[0]
         self._pending.append((kind, at_s, fields))
         self._flush()
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from perfsuite.embedded import redis_server_binary
 from tests.netns import Counters, Host, Network
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,7 +59,7 @@ def network() -> Iterator[Network]:
 
 
 def _redis(host: Host, address: str, port: int) -> subprocess.Popen[bytes]:
-    argv = ["redis-server", "--bind", address, "--port", str(port), "--save", "", "--appendonly", "no"]
+    argv = [redis_server_binary(), "--bind", address, "--port", str(port), "--save", "", "--appendonly", "no"]
     return host.popen([*argv, "--protected-mode", "no"], stdout=subprocess.DEVNULL)
 
 
