@@ -1,0 +1,321 @@
+"""Losing a process of a distributed run: a worker killed mid-run (SIGKILL) leaves a completed run that
+names it, says when it was lost and what it had sent; a killed master leaves workers that quit by
+themselves. Master and two workers on loopback, built as ``perfsuite.launcher`` builds them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from perfsuite.collector import CollectorReader, CollectorWriter, LatencyHistogram, RunData
+from perfsuite.embedded import free_port, wait_for_port
+from perfsuite.launcher import LocustJob, locust_command
+from perfsuite.workers import (
+    WORKER_HEALTH_MARK,
+    WORKER_JOINED_MARK,
+    WORKER_LOST_MARK,
+    lost_workers_note,
+    saturated_workers_reasons,
+    worker_health_of,
+    worker_table,
+)
+
+LOCUSTFILES = Path(__file__).parent / "locustfiles"
+PROBE_LOCUSTFILE = LOCUSTFILES / "worker_health_probe.py"
+RUN_TIME_S = 12
+MASTER_TIMEOUT_S = 5.0
+"""Workers quit after this long without their master's heartbeat (Locust's default is 60 s)."""
+SAMPLES_BEFORE_KILL = 3
+"""One-second health samples each worker has flushed before a process is killed."""
+HANG_BOUND_S = 60.0
+"""A process that has not exited this long after it should have is hung (not a timing check)."""
+
+
+@pytest.fixture(scope="module")
+def probe_host() -> Iterator[str]:
+    """URL of the probe HTTP server (a separate process)."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, str(LOCUSTFILES / "probe_server.py"), str(port)])
+    try:
+        assert wait_for_port("127.0.0.1", port, 10.0), "probe server did not start"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.kill()
+        server.wait()
+
+
+class Cluster:
+    """A master and two workers (argv from ``perfsuite.launcher.locust_command``); all killed at exit."""
+
+    def __init__(self, redis_url: str, host: str, run_id: str, tmp_path: Path) -> None:
+        self.run_id = run_id
+        self.json_file = tmp_path / "locust.json"
+        self.log_path = tmp_path / "locust.log"
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "COLLECTOR_PROBE_SPILL_DIR": str(tmp_path / "spill"),
+            "PERFSUITE_MASTER_TIMEOUT_S": str(MASTER_TIMEOUT_S),
+        }
+        job = LocustJob(
+            locustfile=PROBE_LOCUSTFILE,
+            host=host,
+            run_id=run_id,
+            env={},
+            workers=2,
+            run_time_s=RUN_TIME_S,
+            users=4,
+            spawn_rate=4,
+            extra_args=("--collector-redis-url", redis_url, "--loglevel", "INFO"),
+        )
+        port = free_port()
+        self._log: IO[bytes] = self.log_path.open("wb")
+        self.master = self._start(locust_command(job, "master", self.json_file, port), env, tmp_path)
+        self.workers = [
+            self._start(locust_command(job, "worker", None, port), env, tmp_path) for _ in range(2)
+        ]
+
+    def _start(self, argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(argv, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def log(self) -> str:
+        """The processes' log so far (for failure messages)."""
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+    def wait_for_load(self, reader: CollectorReader, timeout_s: float = 30.0) -> RunData:
+        """Until both workers have flushed a few health samples (and their requests) to the collector."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                run = reader.load(self.run_id)
+            except Exception:  # the run does not exist yet
+                time.sleep(0.3)
+                continue
+            samples = run.marks(WORKER_HEALTH_MARK)
+            if "cpu_percent" in samples:  # a few seconds into the run: each worker sampled 3 times
+                per_worker = samples[samples["cpu_percent"].notna()].groupby("writer").size()
+                if len(per_worker) == 2 and per_worker.min() >= SAMPLES_BEFORE_KILL:
+                    return run
+            time.sleep(0.3)
+        raise AssertionError(f"the workers never sent load\n{self.log()}")
+
+    def close(self) -> None:
+        """Kill whatever still runs."""
+        for process in (self.master, *self.workers):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        self._log.close()
+
+
+def _wait(process: subprocess.Popen[bytes], timeout_s: float) -> float | None:
+    """Seconds until ``process`` exited, None if it still runs after ``timeout_s``."""
+    started = time.monotonic()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return None
+    return time.monotonic() - started
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_is_named_and_the_totals_are_explained(
+    redis_url: str, probe_host: str, tmp_path: Path
+) -> None:
+    """SIGKILL one of two workers mid-run: the master still ends the run (no hang), records the lost
+    worker with its last heartbeat and what Locust had received from it; the collector's total is
+    exactly what the surviving and the lost workers flushed (the lost writer never closed), and
+    Locust's own total is the survivor's count plus what the lost worker had reported."""
+    cluster = Cluster(redis_url, probe_host, "worker-kill", tmp_path)
+    reader = CollectorReader(redis_url)
+    try:
+        before = cluster.wait_for_load(reader)
+        victim = cluster.workers[0]
+        victim.send_signal(signal.SIGKILL)
+        killed_at = time.time()
+        victim.wait()
+        master_s = _wait(cluster.master, RUN_TIME_S + HANG_BOUND_S)
+        assert master_s is not None, f"the master hung after a worker was lost\n{cluster.log()}"
+        survivor_s = _wait(cluster.workers[1], HANG_BOUND_S)
+        assert survivor_s is not None, f"the surviving worker did not quit\n{cluster.log()}"
+    finally:
+        cluster.close()
+    print(
+        f"\nmaster exited {master_s:.1f} s after the kill; the surviving worker {survivor_s:.1f} s after it"
+    )
+    assert cluster.master.returncode == 0, cluster.log()
+
+    run = reader.load("worker-kill")
+    writers = run.writers()
+    print(writers[["writer_id", "closed", "requests", "found_requests", "host", "pid"]].to_string())
+    victim_row = writers[writers["pid"] == victim.pid].iloc[0]
+    assert not victim_row["closed"]  # SIGKILL: no final flush, no closed record
+    flushed_before_kill = before.writers().set_index("pid")["found_requests"].to_dict()[victim.pid]
+    assert int(victim_row["found_requests"]) >= flushed_before_kill
+    survivors = writers[(writers["pid"] != victim.pid)]
+    assert survivors["closed"].all()
+    assert survivors["requests"].equals(survivors["found_requests"])
+    assert run.requests == int(writers["found_requests"].sum())  # what every writer flushed, nothing else
+    assert len(run.problems) == 1 and f"writer {victim_row['writer_id']} never closed" in run.problems[0]
+
+    lost = run.marks(WORKER_LOST_MARK)
+    assert len(lost) == 1, run.marks().to_string()
+    health = worker_health_of(run)
+    assert len(health) == 2
+    dead = next(worker for worker in health if worker.lost)
+    alive = next(worker for worker in health if not worker.lost)
+    assert dead.client_id == lost["client_id"][0] and dead.pid == victim.pid
+    assert dead.writer_id == victim_row["writer_id"] and dead.requests == int(victim_row["found_requests"])
+    assert dead.last_heartbeat_at_s is not None and dead.lost_at_s is not None
+    assert dead.last_heartbeat_at_s <= killed_at + 0.5 < dead.lost_at_s  # heard from before, lost after
+    assert dead.reported_requests is not None and 0 < dead.reported_requests <= dead.requests + 500
+    assert alive.closed and alive.requests > 0 and abs(dead.share + alive.share - 1) < 1e-9
+
+    locust_total = sum(int(row["num_requests"]) for row in json.loads(cluster.json_file.read_text()))
+    print(
+        f"collector total {run.requests}, Locust's {locust_total}, lost one reported {dead.reported_requests}"
+    )
+    assert locust_total == alive.requests + dead.reported_requests
+
+    started = _epoch(run.meta["started_at"])
+    note = lost_workers_note(health, run_started_at_s=started)
+    assert note is not None and dead.client_id in note
+    print(worker_table(health))
+    print(note)
+
+
+def test_the_summary_names_lost_and_saturated_workers(redis_url: str) -> None:
+    """Marks as the master and two workers write them, through real writers and back: the lost
+    worker is linked to its writer by the writer id its stats reports carried (it never sent a
+    health sample), the saturated one is named with its reasons, the shares add up."""
+    run_id = "worker-summary"
+    master = CollectorWriter(redis_url, run_id, writer_id="master-1-aaaaaa", start=False)
+    busy = CollectorWriter(redis_url, run_id, writer_id="w1-2-bbbbbb", start=False)
+    dead = CollectorWriter(redis_url, run_id, writer_id="w2-3-cccccc", start=False)
+    for _ in range(30):
+        busy.record("GET", "/ok", 1000.0)
+    for _ in range(10):
+        dead.record("GET", "/ok", 1000.0)
+    lag = LatencyHistogram()
+    for lag_us in (2_000, 3_000, 40_000):
+        lag.record(lag_us)
+    master.mark(WORKER_JOINED_MARK, at_s=100.0, client_id="w1_b", worker_index=0, rejoined=False)
+    master.mark(WORKER_JOINED_MARK, at_s=100.5, client_id="w2_c", worker_index=1, rejoined=False)
+    busy.mark(
+        WORKER_HEALTH_MARK,
+        at_s=101.0,
+        source="worker",
+        client_id="w1_b",
+        requests=10,
+        cpu_percent=97.0,
+        loop_lag_max_ms=40.0,
+        master_heartbeat_age_s=0.4,
+    )
+    busy.mark(
+        WORKER_HEALTH_MARK,
+        at_s=109.0,
+        source="worker",
+        final=True,
+        client_id="w1_b",
+        requests=30,
+        cpu_max_percent=97.0,
+        master_heartbeat_gap_max_s=1.1,
+        loop_lag_hist=lag.encode(),
+    )
+    master.mark(
+        WORKER_LOST_MARK,
+        at_s=106.0,
+        client_id="w2_c",
+        writer_id="w2-3-cccccc",
+        last_heartbeat_at=102.0,
+        heartbeat_gap_s=4.0,
+        reported_requests=6,
+        reported_failures=0,
+        users=1,
+        detected_by="heartbeat",
+    )
+    master.mark(
+        WORKER_HEALTH_MARK,
+        at_s=109.0,
+        source="master",
+        client_id="w1_b",
+        writer_id="w1-2-bbbbbb",
+        heartbeat_gap_max_s=1.2,
+        reported_requests=28,
+        reported_failures=0,
+        lost=False,
+    )
+    for writer in (master, busy):
+        assert writer.close()
+    dead.flush(everything=True)  # what a killed worker leaves: batches, no closed record
+
+    workers = worker_health_of(CollectorReader(redis_url).load(run_id))
+    assert [worker.client_id for worker in workers] == ["w1_b", "w2_c"]
+    busy_health, dead_health = workers
+    assert busy_health.saturated and not busy_health.lost and busy_health.closed
+    assert busy_health.requests == 30 and busy_health.cpu_max_percent == 97.0
+    assert busy_health.loop_lag_max_ms is not None and busy_health.loop_lag_max_ms >= 40.0
+    assert busy_health.heartbeat_gap_max_s == 1.2 and busy_health.reported_requests == 28
+    assert dead_health.lost and not dead_health.closed and not dead_health.saturated
+    assert (
+        dead_health.writer_id == "w2-3-cccccc"
+        and dead_health.requests == 10
+        and dead_health.pid == os.getpid()
+    )
+    assert (dead_health.last_heartbeat_at_s, dead_health.lost_at_s) == (102.0, 106.0)
+    assert dead_health.reported_requests == 6 and dead_health.heartbeat_gap_max_s == 4.0
+    assert (busy_health.share, dead_health.share) == (0.75, 0.25)
+    note = lost_workers_note(workers, run_started_at_s=100.0)
+    assert note is not None and "w2_c" in note and "+2.0 s into the run" in note and "10 requests" in note
+    (reason,) = saturated_workers_reasons(workers)
+    assert "w1_b" in reason and "CPU reached 97%" in reason and "lag P99" in reason
+    assert json.loads(json.dumps([worker.to_dict() for worker in workers]))[1]["lost"] is True
+    assert lost_workers_note(workers[:1]) is None
+
+
+def _epoch(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).timestamp()
+
+
+@pytest.mark.slow
+def test_workers_quit_by_themselves_when_the_master_dies(
+    redis_url: str, probe_host: str, tmp_path: Path
+) -> None:
+    """SIGKILL the master mid-run: both workers stop their users (their writers close: nothing is
+    lost) and exit once the master's heartbeat has been missing for ``--master-heartbeat-timeout``."""
+    cluster = Cluster(redis_url, probe_host, "master-kill", tmp_path)
+    reader = CollectorReader(redis_url)
+    try:
+        cluster.wait_for_load(reader)
+        cluster.master.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        cluster.master.wait()
+        exits: list[Any] = []
+        for worker in cluster.workers:
+            waited = _wait(worker, MASTER_TIMEOUT_S + HANG_BOUND_S - (time.monotonic() - killed))
+            exits.append(None if waited is None else time.monotonic() - killed)
+        assert None not in exits, f"a worker outlived its master\n{cluster.log()}"
+    finally:
+        cluster.close()
+    print(f"\nworkers exited {', '.join(f'{s:.1f}' for s in exits)} s after the master was killed")
+    assert "Didn't get heartbeat from master" in cluster.log()
+    run = reader.load("master-kill")
+    writers = run.writers()
+    workers = writers[writers["requests"] > 0]
+    assert len(workers) == 2 and workers["closed"].all()  # the workers' data is complete
+    assert run.meta["status"] == "running"  # nobody was left to finish the run
+    health = worker_health_of(run)
+    gaps = [worker.heartbeat_gap_max_s for worker in health]
+    assert len(gaps) == 2 and all(gap is not None and gap >= MASTER_TIMEOUT_S for gap in gaps), gaps
+    print(worker_table(health))
