@@ -7,6 +7,8 @@ Verbs:
   perfsuite runs list [--limit N] [--test-type T] [--format text|json]
   perfsuite compare BASELINE CURRENT [--format text|json|html|junit] [--output-file F]
   perfsuite report RUN [--format text|json|html|junit] [--output-file F]
+  perfsuite probe --host URL [--path P] [--public-url U]
+  perfsuite chaos-proxy [--listen HOST:PORT] [--proxy NAME=LISTEN=UPSTREAM]... [--config FILE]
 
 BASELINE, CURRENT and RUN are stored run ids or result JSON files; CURRENT and RUN may also be
 ``latest``. ``--test-type baseline`` compares the latest stored run(s) with the seed's figures (or
@@ -213,6 +215,18 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run", metavar="RUN", help="run id, 'latest', or a result JSON file")
     _add_config_flags(report)
     _add_output_flags(report)
+
+    from perfsuite import probe
+    from perfsuite.faults import api as chaos_api
+
+    probing = verbs.add_parser(
+        "probe", help="how the bot answers valid, wrong, missing, misdirected and replayed signatures"
+    )
+    probe.add_arguments(probing)
+    chaos = verbs.add_parser(
+        "chaos-proxy", help="TCP fault proxy with Toxiproxy's HTTP API (between the bot and Redis/PostgreSQL)"
+    )
+    chaos_api.add_arguments(chaos)
     return parser
 
 
@@ -533,6 +547,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _compare(args)
         if args.verb == "report":
             return _report(args)
+        if args.verb == "probe":
+            from perfsuite import probe
+
+            return probe.run(args)
+        if args.verb == "chaos-proxy":
+            from perfsuite.faults import api as chaos_api
+
+            return chaos_api.run(args)
         parser.error(f"unknown verb {args.verb!r}")
     except PerfsuiteError as exc:
         print(f"perfsuite: {exc}", file=sys.stderr)
