@@ -193,14 +193,14 @@ def test_a_worker_killed_mid_run_is_named_and_the_totals_are_explained(
     print(note)
 
 
-def test_the_summary_names_lost_and_saturated_workers(redis_url: str) -> None:
+def test_the_summary_names_lost_and_saturated_workers(redis_url: str, tmp_path: Path) -> None:
     """Marks as the master and two workers write them, through real writers and back: the lost
     worker is linked to its writer by the writer id its stats reports carried (it never sent a
     health sample), the saturated one is named with its reasons, the shares add up."""
     run_id = "worker-summary"
-    master = CollectorWriter(redis_url, run_id, writer_id="master-1-aaaaaa", start=False)
-    busy = CollectorWriter(redis_url, run_id, writer_id="w1-2-bbbbbb", start=False)
-    dead = CollectorWriter(redis_url, run_id, writer_id="w2-3-cccccc", start=False)
+    master = CollectorWriter(redis_url, run_id, writer_id="master-1-aaaaaa", spill_dir=tmp_path, start=False)
+    busy = CollectorWriter(redis_url, run_id, writer_id="w1-2-bbbbbb", spill_dir=tmp_path, start=False)
+    dead = CollectorWriter(redis_url, run_id, writer_id="w2-3-cccccc", spill_dir=tmp_path, start=False)
     for _ in range(30):
         busy.record("GET", "/ok", 1000.0)
     for _ in range(10):
