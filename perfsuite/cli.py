@@ -17,7 +17,9 @@ build has it) and then that comparison.
 
 Exit codes: 0 EXCELLENT/GOOD, 1 FAIR, 2 POOR (run, compare), 130 interrupted (partial results
 still written), 64 bad command line or configuration, 69 a required service unreachable at
-preflight. ``runs list`` and ``report`` exit 0 when they printed or wrote what was asked.
+preflight, 75 the collector's Redis was lost during the run (the report, grade included, is printed
+from what the writers kept, with the loss in numbers; no verdict: rerun) or stopped answering
+during a command. ``runs list`` and ``report`` exit 0 when they printed or wrote what was asked.
 """
 
 from __future__ import annotations
@@ -32,11 +34,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+import redis
 from pydantic import SecretStr
 
 from perfsuite import registry
 from perfsuite.config import SuiteConfig, load_config
-from perfsuite.errors import EXIT_INTERRUPTED, EXIT_USAGE, ConfigError, PerfsuiteError
+from perfsuite.errors import EXIT_INTERRUPTED, EXIT_TEMPFAIL, EXIT_USAGE, ConfigError, PerfsuiteError
 from perfsuite.history import RunHistory, with_series
 from perfsuite.jobs import RunOptions, TestType, run_job
 from perfsuite.result import RunResult, RunStatus, check_writable, write_json, write_text
@@ -283,16 +286,23 @@ def _write_outputs(result: RunResult, args: argparse.Namespace, comparison: Comp
         print(f"JUnit XML written to {args.junit_file}")
 
 
-def _storer(history: RunHistory) -> Callable[[RunResult, RunData | None], RunResult]:
+def _storer(history: RunHistory, spill_dir: Path) -> Callable[[RunResult, RunData | None], RunResult]:
     """Keep each result with its run and return it with its intervals and marks; a run the
-    collector never created only gets a warning."""
+    collector never created only gets a warning, and so does a collector's Redis that does not
+    answer (the result waits in ``spill_dir``)."""
 
     def store(result: RunResult, data: RunData | None) -> RunResult:
+        warning = None
         try:
-            history.store(result)
+            if not history.store(result, spill_dir):
+                warning = (
+                    f"the collector's Redis does not answer: the result waits in {spill_dir} and is stored "
+                    "with the run when it answers (the next perfsuite command writes it)"
+                )
         except PerfsuiteError as exc:
             warning = f"result not stored with the run (run history will lack it): {exc}"
-            return result.model_copy(update={"warnings": (*result.warnings, warning)})
+        if warning is not None:
+            result = result.model_copy(update={"warnings": (*result.warnings, warning)})
         return with_series(result, data, history.max_intervals) if data is not None else result
 
     return store
@@ -336,7 +346,8 @@ def _run(args: argparse.Namespace) -> int:
             return result.exit_code
         if args.test_type == "all":
             return _run_all(config, options, history, url, request, args)
-        result = run_job(registry.get(args.test_type), config, options, url, store=_storer(history))
+        store = _storer(history, config.collector.spill_dir)
+        result = run_job(registry.get(args.test_type), config, options, url, store=store)
         print(render(result))
         _write_outputs(result, args)
         return result.exit_code
@@ -367,7 +378,9 @@ def _run_all(
     test_types: list[TestType] = registry.test_types()
     for test_type in test_types:
         try:
-            part = run_job(test_type, config, options, url, store=_storer(history))
+            part = run_job(
+                test_type, config, options, url, store=_storer(history, config.collector.spill_dir)
+            )
         except KeyboardInterrupt:
             if not parts:
                 raise
@@ -559,6 +572,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PerfsuiteError as exc:
         print(f"perfsuite: {exc}", file=sys.stderr)
         return exc.exit_code
+    except redis.RedisError as exc:  # the collector's Redis went away in the middle of a command
+        print(
+            f"perfsuite: the collector's Redis stopped answering ({type(exc).__name__}: {exc}); rerun when "
+            "it answers",
+            file=sys.stderr,
+        )
+        return EXIT_TEMPFAIL
     except KeyboardInterrupt:
         print("perfsuite: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -9,7 +9,8 @@ same way for every type:
 1. preflight: the type's ``prepare`` (target, environment for the Locust processes, time bound);
 2. Locust: one local process, or a master and N workers (``perfsuite/launcher.py``);
 3. the type's ``observe`` after the load;
-4. collector read-back (``perfsuite/collect.py``: Redis, else what the writers spilled);
+4. collector read-back (``perfsuite/collect.py``: what the writers spilled written back first, then
+   Redis; the spill files themselves when Redis does not answer);
 5. figures, the common summary, endpoints, failure reasons, collector integrity, run status;
 6. grading: the type's checks plus the collector's own, graded by ``perfsuite/grading.py``;
 7. storing with the run (``perfsuite/history.py``), intervals and marks attached for charts.
@@ -185,6 +186,16 @@ def common_warnings(result: RunResult, outcome: LocustOutcome) -> list[str]:
         where = f" (log: {outcome.log_path})" if outcome.log_path else ""
         warnings.append(f"Locust exited with code {outcome.returncode}{where}")
     integrity = result.collector
+    if integrity is not None and integrity.redis_lost:
+        warnings.append(
+            "the collector's Redis was lost during the run: exit code 75 whatever the grade; rerun for a "
+            "graded verdict"
+        )
+    if integrity is not None and integrity.read_from_spill:
+        warnings.append(
+            "the collector's Redis did not answer at the end: figures read from the writers' spill files "
+            "(collector.spill_dir), written to Redis by the next perfsuite command"
+        )
     if integrity is not None and not integrity.exact:
         if integrity.locust_requests is None:
             warnings.append(

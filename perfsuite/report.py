@@ -176,12 +176,15 @@ def core_sections(result: RunResult) -> list[Section]:
         text = f"{collector.requests:,} requests recorded, Locust counted {counted} ({verdict})"
         notes = [Line(text, tone)]
         if collector.redis_lost:
+            source = "read from" if collector.read_from_spill else "written back from"
+            lost = "unknown" if collector.lost is None else f"{collector.lost:,}"
             notes.append(
                 Line(
-                    "the collector's Redis was lost during the run: "
-                    f"{collector.recovered_from_spill:,} entries recovered from the writers' spill files; "
-                    f"{collector.lost or 0:,} requests lost",
-                    "warn" if not collector.lost else "bad",
+                    f"the collector's Redis was lost during the run ({collector.redis_outages:,} outage(s) "
+                    f"seen by the writers): {collector.rewritten_from_journals:,} entries written again from "
+                    f"the writers' journals, {collector.recovered_from_spill:,} {source} their spill files; "
+                    f"{lost} requests lost",
+                    "warn" if collector.lost == 0 else "bad",
                 )
             )
         notes += [Line(problem, "bad") for problem in collector.problems[:5]]
