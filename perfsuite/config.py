@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from perfsuite.errors import ConfigError
+from perfsuite.redact import redact_url
 from perfsuite.twilio import MESSAGE_KINDS
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "scenarios.yaml"
@@ -403,20 +404,6 @@ class SuiteConfig(_Section):
     def snapshot_json(self) -> str:
         """:meth:`snapshot` as a JSON string (what the collector stores with the run)."""
         return json.dumps(self.snapshot(), sort_keys=True)
-
-
-def redact_url(url: str | None) -> str | None:
-    """``url`` with any password replaced by ``***`` (``redis://:***@host:6379/0``)."""
-    if not url:
-        return url
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.hostname or ""
-    netloc = f"{parts.username}:***@{netloc}" if parts.username else f":***@{netloc}"
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def _deep_merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
