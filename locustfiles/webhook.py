@@ -42,16 +42,18 @@ from locust.runners import STATE_INIT, MasterRunner
 from locustfiles import arrival
 from locustfiles.arrival import ArrivalSettings, ArrivalShape, ArrivalUser
 from locustfiles.common import config_from_environment, install_collector
-from perfsuite.arrival import START_LAG_METRIC, UNCORRECTED_METRIC
+from locustfiles.sending import SendSettings, send_message
 from perfsuite.collector import locust_plugin
 from perfsuite.errors import EXIT_USAGE
 from perfsuite.marks import GENERATOR, GENERATOR_SAMPLE, STAGE, Stage
 from perfsuite.saturation import GeneratorSample, SaturationMonitor
-from perfsuite.twilio import Outcome, Sender, TrafficGenerator, WebhookMessage, classify, parse_server_timing
-from webhook_load.rows import request_name
+from perfsuite.twilio import Sender, TrafficGenerator
 
 CONFIG = config_from_environment()
 """The validated suite configuration every process of this test shares."""
+
+SEND = SendSettings.from_config(CONFIG)
+"""How messages are sent and their answers judged (the webhook path, the rejection statuses)."""
 
 ARRIVAL_MODE = CONFIG.arrival.rate_per_s is not None
 """True: open model at ``arrival.rate_per_s``; False: the seed's closed-model profile."""
@@ -165,64 +167,6 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     )
 
 
-def send_message(user: FastHttpUser, message: WebhookMessage, intended_at: float | None = None) -> Outcome:
-    """POST one signed message; classify the answer and record its timing breakdown.
-
-    ``intended_at`` (``time.perf_counter``; arrival-rate mode): Locust's response time is counted
-    from this intended start (corrected; from the actual send if that came first), the time from
-    the actual send goes to ``rt_uncorrected`` and the delay of the send to ``start_lag`` (both in
-    ``context["timings_us"]``).
-    """
-    started = time.perf_counter()
-    with user.client.post(
-        CONFIG.target.webhook_path,
-        data=message.form(),
-        headers=message.headers(),
-        name=request_name(message),
-        stream=True,
-        catch_response=True,
-    ) as response:
-        context = response.request_meta["context"]  # Locust builds its own dict from ours
-        first_byte_s = time.perf_counter() - started
-        # A status code means the bot answered (4xx/5xx included); none means the connection failed.
-        error = None if response.status_code else getattr(response, "error", None) or "no response"
-        body = ""
-        if error is None:
-            try:
-                body = (response.content or b"").decode("utf-8", "replace")
-            except Exception as exc:  # a reset while reading the body is a failed request
-                error = exc
-        # stream=True stopped Locust's clock at the headers; count the body too.
-        finished = time.perf_counter()
-        # From the intended start, or the actual send when the scheduler woke a little early.
-        measured_from = started if intended_at is None else min(started, intended_at)
-        response.request_meta["response_time"] = (finished - measured_from) * 1000
-        timings_us = {"ttfb": int(first_byte_s * 1e6)}
-        if intended_at is not None:
-            timings_us[UNCORRECTED_METRIC] = int((finished - started) * 1e6)
-            timings_us[START_LAG_METRIC] = int(max(0.0, started - intended_at) * 1e6)
-        reason: str | None
-        if error is not None:
-            outcome, reason = (
-                Outcome.FAILURE,
-                error if isinstance(error, str) else f"{type(error).__name__}: {error}",
-            )
-        else:
-            outcome, reason = classify(response.status_code, message.signature_valid, body)
-            server_timing = response.headers.get("Server-Timing") if response.headers else None
-            for phase, duration_ms in parse_server_timing(server_timing).items():
-                timings_us[f"server.{phase}"] = int(duration_ms * 1000)
-        context["outcome"] = outcome.value
-        context["timings_us"] = timings_us
-        if reason:
-            context["failure_reason"] = reason
-        if outcome in (Outcome.SUCCESS, Outcome.REJECTED):
-            response.success()
-        else:
-            response.failure(reason or outcome.value)
-    return outcome
-
-
 class WhatsAppUser(FastHttpUser):
     """One WhatsApp user: a stable sender sending ``requests_per_user`` messages, then idle."""
 
@@ -239,11 +183,11 @@ class WhatsAppUser(FastHttpUser):
 
     @task
     def send(self) -> None:
-        if self.sent >= CONFIG.webhook.requests_per_user:
+        if CONFIG.webhook.run_time_s is None and self.sent >= CONFIG.webhook.requests_per_user:
             gevent.sleep(0.5)  # quota done: wait for the shape to move on
             return
         self.sent += 1
-        send_message(self, self.generator.next_message(self.sender))
+        send_message(self, self.generator.next_message(self.sender), SEND)
 
 
 class BurstUser(FastHttpUser):
@@ -266,11 +210,12 @@ class BurstUser(FastHttpUser):
             gevent.sleep(0.5)
             return
         self.fired = True
-        send_message(self, self.generator.next_message(self.sender))
+        send_message(self, self.generator.next_message(self.sender), SEND)
 
 
 class SeedWebhookProfile(LoadTestShape):
-    """ramp -> every user sends its quota -> burst -> stop; stage marks go to the collector.
+    """ramp -> every user sends its quota (or, with ``webhook.run_time_s``, sends until that time
+    passed, as Locust's ``--run-time``) -> burst -> stop; stage marks go to the collector.
 
     Progress is read from Locust's request count (on a master it trails the workers by one stats
     report), bounded by ``webhook.max_duration_s``. Not used in arrival-rate mode.
@@ -282,6 +227,7 @@ class SeedWebhookProfile(LoadTestShape):
         super().reset_time()
         self.stage = ""
         self.burst_started_s = 0.0
+        self.burst_from = 0
         self.unmarked: list[tuple[str, float]] = []
 
     def _enter(self, stage: str) -> None:
@@ -301,6 +247,21 @@ class SeedWebhookProfile(LoadTestShape):
             writer.mark(STAGE, at_s=at_s, name=stage)
         self.unmarked.clear()
 
+    @property
+    def _quota(self) -> int:
+        """Messages of the steady stage in the seed's profile (0 when it is bounded by time)."""
+        settings = CONFIG.webhook
+        return (
+            0 if settings.run_time_s is not None else settings.concurrent_users * settings.requests_per_user
+        )
+
+    def _load_done(self, sent: int, run_time_s: float) -> bool:
+        """The steady stage is over: every user sent its quota, or ``webhook.run_time_s`` passed."""
+        run_time_limit = CONFIG.webhook.run_time_s
+        if run_time_limit is not None:
+            return run_time_s >= run_time_limit
+        return sent >= self._quota
+
     def tick(self) -> tuple[int, float, list[type[User]] | None] | None:
         settings = CONFIG.webhook
         run_time_s = self.get_run_time()
@@ -310,23 +271,23 @@ class SeedWebhookProfile(LoadTestShape):
             return None
         # Before the first start() of a test, Locust still holds the previous test's stats.
         sent = 0 if self.runner.state == STATE_INIT else self.runner.stats.total.num_requests
-        quota = settings.concurrent_users * settings.requests_per_user
         if not getattr(self, "stage", ""):
             self.burst_started_s = 0.0
             self._enter(Stage.RAMP)
         if self.stage == Stage.RAMP:
-            if sent < quota:
+            if not self._load_done(sent, run_time_s):
                 spawn_rate = settings.concurrent_users / max(settings.ramp_up_time, 0.001)
                 return settings.concurrent_users, spawn_rate, [WhatsAppUser]
             if not settings.enable_burst_testing:
                 self._enter(Stage.DONE)
                 return None
             self.burst_started_s = run_time_s
+            self.burst_from = max(sent, self._quota)
             self._enter(Stage.BURST)
         if self.stage == Stage.BURST:
             burst_timeout_s = CONFIG.target.request_timeout_s + 10
             if (
-                sent < quota + settings.burst_intensity
+                sent < self.burst_from + settings.burst_intensity
                 and run_time_s - self.burst_started_s < burst_timeout_s
             ):
                 # The idle WhatsAppUsers still count towards Locust's total: add the burst on top.
@@ -362,7 +323,7 @@ class WebhookArrivalUser(ArrivalUser):
         else:
             sender = self.senders[self.next_sender]
             self.next_sender = (self.next_sender + 1) % self.sender_count
-        send_message(self, generator.next_message(sender), intended_at=intended_at)
+        send_message(self, generator.next_message(sender), SEND, intended_at=intended_at)
 
 
 class WebhookArrivalShape(ArrivalShape):

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from pydantic import SecretStr
 
 from perfsuite import registry
-from perfsuite.config import SuiteConfig, load_config
+from perfsuite.config import SuiteConfig, load_config, parse_duration
 from perfsuite.errors import EXIT_INTERRUPTED, EXIT_USAGE, ConfigError, PerfsuiteError
 from perfsuite.history import RunHistory, with_series
 from perfsuite.jobs import RunOptions, TestType, run_job
@@ -74,6 +74,18 @@ def _number(
             bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
             raise argparse.ArgumentTypeError(f"{flag} must be {bound}, got {text}")
         return value
+
+    return parse
+
+
+def _duration(flag: str) -> Callable[[str], float]:
+    """An argparse type for a duration (``90``, ``30s``, ``5m``, ``1h30m``)."""
+
+    def parse(text: str) -> float:
+        try:
+            return parse_duration(text, flag)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{flag}: ")) from None
 
     return parse
 
@@ -161,9 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--run-time",
-        type=_positive_float("--run-time"),
+        type=_duration("--run-time"),
         default=None,
-        help="seconds of arrival-rate load (arrival.duration_s)",
+        help="how long the load runs, as Locust takes it (90, 30s, 5m, 1h30m): the open model's "
+        "arrival.duration_s; in the closed model users send until then (webhook.run_time_s)",
     )
     run.add_argument(
         "--demo-bot-mode",
@@ -241,6 +254,7 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         "target.demo_bot_mode": args.demo_bot_mode,
         "arrival.rate_per_s": args.arrival_rate,
         "arrival.duration_s": args.run_time,
+        "webhook.run_time_s": args.run_time,
     }
     return {key: value for key, value in pairs.items() if value is not None}
 

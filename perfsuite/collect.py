@@ -56,9 +56,15 @@ def endpoints_of(data: RunData) -> tuple[Endpoint, ...]:
     return tuple(Endpoint(**_figures(row, list(Endpoint.model_fields))) for row in records(data.summary()))
 
 
+NOT_FAILURES = ("success", "rejected")
+"""Outcomes whose recorded reasons are not failures: a note on a success (a conformance finding),
+the expected refusal of a bad request."""
+
+
 def failure_reasons_of(data: RunData) -> tuple[tuple[FailureReason, ...], int]:
-    """The most frequent failure reasons (expected rejections left out) and how many there were."""
-    rows = [row for row in records(data.failure_reasons()) if row.get("outcome") != "rejected"]
+    """The most frequent failure reasons (notes on successes and expected rejections left out) and
+    how many there were."""
+    rows = [row for row in records(data.failure_reasons()) if row.get("outcome") not in NOT_FAILURES]
     rows.sort(key=lambda row: -int(row.get("count") or 0))
     kept = tuple(FailureReason(**_figures(row, list(FailureReason.model_fields))) for row in rows)
     return kept[:MAX_FAILURE_REASONS], len(rows)

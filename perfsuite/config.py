@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -54,6 +55,21 @@ class TargetConfig(_Section):
     bot_number: str = "+14155238886"
     request_timeout_s: float = Field(15.0, gt=0, le=600)
     demo_bot_mode: Literal["optimized", "legacy"] = "optimized"
+    rejection_statuses: tuple[int, ...] = (401, 403)
+    """Statuses that count as the bot refusing a message (the expected answer to a bad signature)."""
+    probe: bool = True
+    """Probe how the bot answers valid, wrong, missing, misdirected and replayed signatures before
+    the load (five requests, not counted in the load's figures)."""
+
+    @field_validator("rejection_statuses")
+    @classmethod
+    def _rejection_statuses(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        bad = [status for status in value if not 400 <= status <= 499 or status == 429]
+        if not value or bad:
+            raise ValueError(
+                f"must be one or more 4xx statuses other than 429 (backpressure), got {list(value)}"
+            )
+        return tuple(sorted(set(value)))
 
     @field_validator("host", "public_url")
     @classmethod
@@ -126,6 +142,9 @@ class WebhookConfig(_Section):
     think_time_s: tuple[float, float] = (0.05, 0.2)
     max_duration_s: float = Field(300, gt=0, le=86_400)
     backlog_drain_timeout_s: float = Field(30, ge=0, le=3600)
+    run_time_s: float | None = Field(None, gt=0, le=86_400)
+    """Bound the steady stage by time instead of each user's quota (``--run-time``, as Locust's):
+    users send until it passed, then the burst."""
 
     @field_validator("think_time_s")
     @classmethod
@@ -406,6 +425,27 @@ class SuiteConfig(_Section):
         return json.dumps(self.snapshot(), sort_keys=True)
 
 
+_DURATION = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+(?:\.\d+)?)s)?$")
+
+
+def parse_duration(text: str, flag: str = "--run-time") -> float:
+    """Seconds from ``text`` as Locust users type it (``90``, ``30s``, ``5m``, ``1h30m``, ``2.5s``);
+    ConfigError naming ``flag`` otherwise."""
+    cleaned = text.strip().lower()
+    try:
+        seconds = float(cleaned)
+    except ValueError:
+        match = _DURATION.match(cleaned) if cleaned else None
+        if match is None or not any(match.groupdict().values()):
+            raise ConfigError(
+                f"{flag}: {text!r} is not a duration; use seconds (90) or Locust's form (30s, 5m, 1h30m)"
+            ) from None
+        seconds = int(match["h"] or 0) * 3600 + int(match["m"] or 0) * 60 + float(match["s"] or 0)
+    if not seconds > 0:
+        raise ConfigError(f"{flag}: must be more than 0 seconds, got {text!r}")
+    return seconds
+
+
 def _deep_merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
     merged = copy.deepcopy(base)
     for key, value in overlay.items():
@@ -555,6 +595,7 @@ __all__ = [
     "TrafficConfig",
     "WebhookConfig",
     "load_config",
+    "parse_duration",
     "read_yaml",
     "redact_url",
 ]

@@ -156,6 +156,56 @@ class Arrival(_Model):
     schedule_lag_ms: LagFigures | None = None
 
 
+class Finding(_Model):
+    """A Twilio conformance finding on delivered messages of one row."""
+
+    name: str
+    """The stats row (``webhook text``...)."""
+    finding: str
+    """What Twilio would log (error 12300 / 12100) about the bot's answer."""
+    count: int
+
+
+class Conformance(_Model):
+    """Whether the bot's answers to delivered messages are TwiML Twilio can parse."""
+
+    delivered: int = 0
+    """Validly signed messages answered 2xx."""
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def nonconforming(self) -> int:
+        """Delivered messages whose answer Twilio cannot parse."""
+        return sum(finding.count for finding in self.findings)
+
+
+class ProbeCaseFigures(_Model):
+    """One request of the signature probe and how the bot answered it."""
+
+    name: str
+    description: str
+    expected: str
+    status: int
+    answer: str
+    verdict: str
+    elapsed_ms: float
+    body_excerpt: str
+    message_sid: str
+    error: str | None = None
+
+
+class ProbeFigures(_Model):
+    """The signature probe run before the load (``perfsuite.probe``; not in the load's figures)."""
+
+    webhook_url: str
+    public_url: str
+    probe_id: str
+    all_as_expected: bool
+    diagnosis: str | None = None
+    findings: tuple[str, ...] = ()
+    cases: tuple[ProbeCaseFigures, ...] = ()
+
+
 class WebhookFigures(_Model):
     """Everything the webhook test measures beyond the common summary."""
 
@@ -164,6 +214,19 @@ class WebhookFigures(_Model):
     latency: Latency | None = None
     arrival: Arrival | None = None
     backlog: Backlog = Backlog(supported=False)
+    conformance: Conformance = Conformance()
+    probe: ProbeFigures | None = None
+
+
+def conformance_of(data: RunData, delivered: int) -> Conformance:
+    """The conformance findings the run recorded (reasons kept on successful requests)."""
+    findings = [
+        Finding(name=str(row["name"]), finding=str(row["reason"]), count=int(row["count"]))
+        for row in records(data.failure_reasons())
+        if row.get("outcome") == "success"
+    ]
+    findings.sort(key=lambda finding: -finding.count)
+    return Conformance(delivered=delivered, findings=tuple(findings))
 
 
 def timings_of(data: RunData) -> dict[str, Timing]:
@@ -283,12 +346,17 @@ __all__ = [
     "LATENCY_METRICS",
     "LATENCY_PERCENTILES",
     "Arrival",
+    "Conformance",
+    "Finding",
     "Generator",
     "LagFigures",
     "Latency",
     "Percentiles",
+    "ProbeCaseFigures",
+    "ProbeFigures",
     "Timing",
     "WebhookFigures",
+    "conformance_of",
     "latency_figures",
     "timings_of",
 ]

@@ -96,7 +96,7 @@ def backlog_section(figures: WebhookFigures) -> Section:
     """The bot's queue after the load."""
     backlog = figures.backlog
     if not backlog.supported:
-        text = Line("target exposes no queue depth", "warn")
+        text = Line("backlog unknown: the target exposes no queue depth", "warn")
     elif backlog.drained:
         text = Line(f"{backlog.depth_at_stop} queued at stop, drained in {backlog.drain_s} s", "ok")
     else:
@@ -104,13 +104,75 @@ def backlog_section(figures: WebhookFigures) -> Section:
     return Section("backlog", lines=(text,), key="backlog")
 
 
+def conformance_section(figures: WebhookFigures) -> Section | None:
+    """Whether the bot's answers to delivered messages are TwiML Twilio can parse."""
+    conformance = figures.conformance
+    if not conformance.delivered:
+        return None
+    good = conformance.delivered - conformance.nonconforming
+    head = Line(
+        f"{good:,} of {conformance.delivered:,} delivered messages answered with TwiML Twilio can parse",
+        "ok" if not conformance.findings else "warn",
+    )
+    if not conformance.findings:
+        return Section("Twilio conformance", lines=(head,), key="conformance")
+    rows = [[f"{finding.count:,}", finding.name, finding.finding] for finding in conformance.findings[:10]]
+    return Section(
+        "Twilio conformance (delivered all the same; Twilio's debugger logs these)",
+        lines=(head,),
+        table=table(["count", "endpoint", "what Twilio logs"], rows, left=(1, 2)),
+        key="conformance",
+    )
+
+
+def probe_section(figures: WebhookFigures) -> Section | None:
+    """The signature probe run before the load: each case, its answer and verdict."""
+    probe = figures.probe
+    if probe is None:
+        return None
+    rows = [
+        [
+            case.name,
+            f"expects {case.expected}",
+            f"HTTP {case.status}" if case.status else "no answer",
+            ms(case.elapsed_ms),
+            case.verdict,
+            case.error or case.body_excerpt,
+        ]
+        for case in probe.cases
+    ]
+    verdict = (
+        Line(f"all {len(probe.cases)} cases as Twilio's signature scheme expects", "ok")
+        if probe.all_as_expected
+        else Line(f"diagnosis: {probe.diagnosis}", "bad")
+    )
+    return Section(
+        f"signature probe before the load (signed for {probe.public_url}; not counted in the figures)",
+        table=table(
+            ["case", "expected", "answer", "ms", "verdict", "the bot's words"], rows, left=(0, 1, 2, 4, 5)
+        ),
+        after=(verdict,),
+        key="probe",
+    )
+
+
 def webhook_sections(figures: WebhookFigures) -> list[Section]:
     """Every webhook block, in report order."""
-    sections = [timings_section(figures)]
-    if figures.latency is not None:
-        sections.append(latency_section(figures.latency, figures.arrival))
-    sections.append(backlog_section(figures))
+    sections = [
+        probe_section(figures),
+        timings_section(figures),
+        latency_section(figures.latency, figures.arrival) if figures.latency is not None else None,
+        conformance_section(figures),
+        backlog_section(figures),
+    ]
     return [section for section in sections if section is not None]
 
 
-__all__ = ["backlog_section", "latency_section", "timings_section", "webhook_sections"]
+__all__ = [
+    "backlog_section",
+    "conformance_section",
+    "latency_section",
+    "probe_section",
+    "timings_section",
+    "webhook_sections",
+]

@@ -32,7 +32,9 @@ Lifecycle (verified against locust/runners.py):
 
 Request events map to collector records: response_time (ms) -> latency (us); outcome
 ``context["outcome"]`` (success | rejected | backpressure | failure) else failure when an exception
-came with the event; reason ``context["failure_reason"]`` else ``str(exception)``; extra timings from
+came with the event; reason ``context["failure_reason"]`` else ``context["conformance"]`` (a finding
+about a successful request, e.g. a Twilio conformance error: kept as a reason of the *success*
+outcome, which readers treat as a note, never a failure) else ``str(exception)``; extra timings from
 ``context["timings_us"]`` (a mapping metric -> microseconds).
 """
 
@@ -272,7 +274,7 @@ class CollectorPlugin:
                 else:
                     outcome, reason = "failure", f"invalid context outcome {wanted!r}"
             timings = context.get("timings_us")
-            reason = context.get("failure_reason") or reason
+            reason = context.get("failure_reason") or context.get("conformance") or reason
         if reason is None and exception is not None:
             reason = str(exception) or type(exception).__name__
         writer.record(
