@@ -19,23 +19,14 @@ import contextlib
 import os
 import re
 import time
-from collections.abc import Callable, Iterable
-from typing import Literal, NamedTuple
+from collections.abc import Callable
 
 import psutil
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from perfsuite.errors import ConfigError, ServiceUnavailable
-
-Tone = Literal["", "ok", "warn", "bad"]
-"""How a report line reads (the values of :data:`perfsuite.sections.Tone`)."""
-
-
-class Finding(NamedTuple):
-    """One report line: its text and tone (``perfsuite.sections.Line(text, tone)``)."""
-
-    text: str
-    tone: Tone
+from perfsuite.redact import redact_text
+from perfsuite.sections import Line
 
 
 class ProcessConfig(BaseModel):
@@ -103,16 +94,8 @@ class Activity(BaseModel):
         return self.idle_after_s is None and self.exited_after_s is None
 
 
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@\s:]*):[^@\s/]*@")
 _SECRET_FLAG = re.compile(r"(?i)^-{1,2}(?:a|pass|password|requirepass|token|auth|secret|api-key)$")
 _SECRET_ASSIGNMENT = re.compile(r"(?i)^(?P<key>[^=\s]*(?:pass|token|secret|key)[^=\s]*)=.*$")
-
-
-def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with each of ``secrets`` and any URL password replaced by ``***``."""
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
 
 
 def _command_line(args: list[str], arg_limit: int = 40, limit: int = 200) -> str:
@@ -335,23 +318,23 @@ class ProcessWatch:
         )
 
 
-def describe_activity(activity: Activity) -> Finding:
+def describe_activity(activity: Activity) -> Line:
     """The report line for ``activity``."""
     if not activity.supported:
-        return Finding(f"bot process not watched: {activity.reason}", "warn")
+        return Line(f"bot process not watched: {activity.reason}", "warn")
     who = f"bot process {activity.process}"
     peak = f"CPU at stop {activity.cpu_at_stop_percent or 0:.0f}%, max {activity.cpu_max_percent or 0:.0f}%"
     if activity.exited_after_s is not None:
-        return Finding(f"{who}: exited {activity.exited_after_s:g} s after the load ({peak})", "warn")
+        return Line(f"{who}: exited {activity.exited_after_s:g} s after the load ({peak})", "warn")
     if not activity.samples:
-        return Finding(f"{who}: not sampled (the drain was not watched)", "")
+        return Line(f"{who}: not sampled (the drain was not watched)", "")
     if activity.idle_after_s is not None:
-        return Finding(
+        return Line(
             f"{who}: idle (< {activity.idle_cpu_percent:g}% CPU for {activity.idle_for_s:g} s) "
             f"{activity.idle_after_s:g} s after the load ({peak})",
             "ok",
         )
-    return Finding(
+    return Line(
         f"{who}: still busy {activity.watched_s:.0f} s after the load ({peak}, "
         f"{activity.cpu_at_end_percent or 0:.0f}% at the end): a bot busy long after the run has hidden work",
         "bad",
@@ -360,12 +343,9 @@ def describe_activity(activity: Activity) -> Finding:
 
 __all__ = [
     "Activity",
-    "Finding",
     "ProcessConfig",
     "ProcessWatch",
-    "Tone",
     "describe_activity",
     "describe_process",
     "find_process",
-    "redact_text",
 ]

@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from perfsuite.backlog import BacklogConfig
 from perfsuite.errors import ConfigError
 from perfsuite.redact import redact_url
 from perfsuite.twilio import MESSAGE_KINDS
@@ -60,6 +61,9 @@ class TargetConfig(_Section):
     probe: bool = True
     """Probe how the bot answers valid, wrong, missing, misdirected and replayed signatures before
     the load (five requests, not counted in the load's figures)."""
+    backlog: BacklogConfig = BacklogConfig()
+    """Where the bot keeps its backlog (its Redis keys, a Prometheus metric, /health) and its process
+    on this machine; with nothing given, the health endpoint's queue depth."""
 
     @field_validator("rejection_statuses")
     @classmethod

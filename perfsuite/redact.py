@@ -9,6 +9,7 @@ or an X-Twilio-Signature (a bot echoing the expected signature hands out a signi
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 REDACTED = "<redacted>"
@@ -43,10 +44,12 @@ def redact_url(url: str | None) -> str | None:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def redact_text(text: str) -> str:
-    """``text`` (a URL or a command line) with credentials replaced by ``***``: URL passwords,
-    the value after ``-a``/``--password``/``--token``-like flags and ``*PASSWORD=``/``*TOKEN=``
-    style assignments."""
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` (a URL, a command line, an error message) with credentials replaced by ``***``: each
+    of ``secrets``, URL passwords, the value after ``-a``/``--password``/``--token``-like flags and
+    ``*PASSWORD=``/``*TOKEN=`` style assignments."""
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "***")
     text = _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
     text = _SECRET_OPTION.sub(lambda m: f"{m['flag']}{m['sep']}***", text)
     return _SECRET_ASSIGNMENT.sub(lambda m: f"{m['key']}=***", text)

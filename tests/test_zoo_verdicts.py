@@ -7,17 +7,20 @@ against a real zoo bot, with a short profile and a fifth of the messages signed 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import redis
 
 from perfsuite import registry
 from perfsuite.config import load_config
 from perfsuite.embedded import ManagedProcess
 from perfsuite.jobs import RunOptions, run_job
 from perfsuite.result import RunResult
+from tests.zoo import QUEUE_KEY, start_bot
 from tests.zoo.fixtures import ZOO_TOKEN, Zoo
 from webhook_load.job import figures_of
 
@@ -34,6 +37,10 @@ PROFILE = {
 }
 """70 messages, 14 or so with a bad signature, a few seconds per bot; latency limits far above any
 bot here (a loaded test machine must not turn a verdict on signatures into one on latency)."""
+
+
+QUEUE_LIST = {"key": QUEUE_KEY, "type": "list"}
+SLOW_DRAIN = ("--drain-per-s", "5")
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,8 @@ class Case:
     token: str = ZOO_TOKEN
     extra: dict[str, object] = field(default_factory=dict)
     bot_args: tuple[str, ...] = ()
+    queue: bool = False
+    """Run against the zoo's ``slow_queue`` bot with its own Redis (db 1 of the test Redis)."""
 
 
 CASES = (
@@ -101,6 +110,23 @@ CASES = (
         missed=("webhook success rate",),
         extra={"traffic.message_mix": {"image": 1}},
     ),
+    Case(
+        "slow_queue",
+        "GOOD",
+        0,
+        missed=("queue backlog drained after the load",),
+        diagnosis="still queued",
+        extra={
+            "target.backlog": {
+                "redis": {"url_env": "BOT_REDIS_URL", "keys": [{"key": QUEUE_KEY, "type": "list"}]}
+            }
+        },
+        bot_args=SLOW_DRAIN,
+        queue=True,
+    ),
+    Case(
+        "slow_queue", "EXCELLENT", 0, warning="backlog unknown", bot_args=("--drain-per-s", "5"), queue=True
+    ),
 )
 
 
@@ -112,15 +138,32 @@ def runs(
     redis_url = redis_server.url
     results: dict[int, RunResult] = {}
     state = tmp_path_factory.mktemp("zoo-runs")
+    bot_redis = redis_url.rsplit("/", 1)[0] + "/1"
     for index, case in enumerate(CASES):
-        bot = zoo.bot(case.bot, token=case.token, extra_args=case.bot_args)
+        queue_bot = (
+            start_bot(case.bot, case.token, redis_url=bot_redis, extra_args=case.bot_args)
+            if case.queue
+            else None
+        )
+        bot = queue_bot or zoo.bot(case.bot, token=case.token, extra_args=case.bot_args)
         config = load_config(
             overrides={**PROFILE, "collector.spill_dir": str(state / "spill"), **case.extra},
             environ={"TWILIO_AUTH_TOKEN": ZOO_TOKEN, "REDIS_URL": redis_url},
         )
         options = RunOptions(host=bot.url, state_dir=Path(state))
-        results[index] = run_job(registry.get("webhook"), config, options, redis_url)
+        os.environ["BOT_REDIS_URL"] = bot_redis
+        try:
+            results[index] = run_job(registry.get("webhook"), config, options, redis_url)
+        finally:
+            os.environ.pop("BOT_REDIS_URL", None)
+            if queue_bot is not None:
+                queue_bot.stop()
+                redis.Redis.from_url(bot_redis).delete(QUEUE_KEY)
     yield results
+
+
+def _index(bot: str) -> int:
+    return next(i for i, case in enumerate(CASES) if case.bot == bot)
 
 
 def _checks(result: RunResult, prefix: str) -> list[bool]:
@@ -180,5 +223,20 @@ def test_a_bot_refusing_every_valid_signature_is_poor_and_the_probe_says_which_c
 @pytest.mark.slow
 def test_a_refusal_keeps_the_bot_s_own_words(runs: dict[int, RunResult]) -> None:
     """A bot refusing a media type: the failure reason holds its words, not only the status."""
-    reasons = [reason.reason for reason in runs[len(CASES) - 1].failure_reasons]
+    reasons = [reason.reason for reason in runs[_index("refuses_media")].failure_reasons]
     assert any('HTTP 400: "Unsupported media type: image/webp"' in reason for reason in reasons), reasons
+
+
+@pytest.mark.slow
+def test_a_hidden_queue_is_seen_with_its_drain_estimate_and_unknown_without_a_source(
+    runs: dict[int, RunResult],
+) -> None:
+    """A bot that acks at once and works through a Redis list slowly: pointed at the list, the report
+    shows the backlog at stop, that it did not drain, its drain rate and the time it still needs;
+    without a source, the backlog is "unknown" (a warning), never silently dropped."""
+    seen = figures_of(runs[_index("slow_queue")]).backlog
+    assert seen.supported and (seen.depth_at_stop or 0) > 10 and seen.drained is False
+    assert seen.drain_rate_per_s is not None and 1 <= seen.drain_rate_per_s <= 20
+    assert seen.estimated_drain_s is not None and seen.estimated_drain_s > 0
+    unknown = figures_of(runs[len(CASES) - 1]).backlog
+    assert not unknown.supported and unknown.reason and "backlog unknown" in unknown.reason

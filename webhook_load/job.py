@@ -16,7 +16,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from perfsuite.backlog import Backlog, watch_backlog
+from perfsuite.activity import describe_activity
+from perfsuite.backlog import UNKNOWN, Backlog, preflight_backlog, watch_backlog
 from perfsuite.collect import Collected
 from perfsuite.config import SuiteConfig
 from perfsuite.grading import Check
@@ -72,6 +73,7 @@ class WebhookTest(TestType):
     figures_model: ClassVar[type[BaseModel]] = WebhookFigures
 
     def prepare(self, config: SuiteConfig, stack: contextlib.ExitStack, options: RunOptions) -> Prepared:
+        preflight_backlog(config.target.backlog)
         bot = resolve_target(config, stack, options.host, options.state_dir)
         settings = config.webhook
         if config.arrival.rate_per_s is not None:
@@ -107,7 +109,8 @@ class WebhookTest(TestType):
     ) -> Backlog:
         preflight: Preflight = prepared.context
         timeout_s = 0 if outcome.interrupted else config.webhook.backlog_drain_timeout_s
-        return watch_backlog(preflight.bot.health_url, timeout_s)
+        bot = preflight.bot
+        return watch_backlog(bot.health_url, timeout_s, config.target.backlog, host=bot.host, pid=bot.pid)
 
     def figures(
         self, config: SuiteConfig, prepared: Prepared, collected: Collected, observed: Any
@@ -236,11 +239,11 @@ class WebhookTest(TestType):
                 f"answer Twilio cannot parse ({top.finding}): Twilio still delivers them; answer text/xml "
                 "<Response/> to ack without a reply"
             )
-        if not figures.backlog.supported:
-            warnings.append(
-                "backlog unknown: the target exposes no queue depth, so work it queued and has not done yet "
-                "is invisible; point the backlog watch at the bot's queue (its /health queue depth)"
-            )
+        backlog = figures.backlog
+        if not backlog.supported:
+            warnings.append(backlog.reason or UNKNOWN)
+        if backlog.activity is not None and backlog.activity.busy_after_load:
+            warnings.append(describe_activity(backlog.activity).text)
         return warnings
 
     def diagnosis(self, config: SuiteConfig, result: RunResult) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from perfsuite.backlog import describe_backlog
 from perfsuite.sections import Line, Section, lines, ms, table
 from webhook_load.figures import Arrival, Latency, Percentiles, WebhookFigures
 
@@ -93,15 +94,8 @@ def latency_section(latency: Latency, arrival: Arrival | None) -> Section:
 
 
 def backlog_section(figures: WebhookFigures) -> Section:
-    """The bot's queue after the load."""
-    backlog = figures.backlog
-    if not backlog.supported:
-        text = Line("backlog unknown: the target exposes no queue depth", "warn")
-    elif backlog.drained:
-        text = Line(f"{backlog.depth_at_stop} queued at stop, drained in {backlog.drain_s} s", "ok")
-    else:
-        text = Line(f"{backlog.depth_at_end} still queued {backlog.timeout_s:g} s after the load", "bad")
-    return Section("backlog", lines=(text,), key="backlog")
+    """The bot's queue after the load (and its process's CPU, when watched)."""
+    return Section("backlog", lines=tuple(describe_backlog(figures.backlog)), key="backlog")
 
 
 def conformance_section(figures: WebhookFigures) -> Section | None:

@@ -27,7 +27,7 @@ report lines).
 
 from __future__ import annotations
 
-from perfsuite.activity import Activity, Finding, ProcessConfig, find_process
+from perfsuite.activity import Activity, ProcessConfig, find_process
 from perfsuite.backlog.config import BacklogConfig, HealthSource, PrometheusSource, RedisKey, RedisSource
 from perfsuite.backlog.prometheus import Selector, parse_exposition, parse_selector
 from perfsuite.backlog.result import UNKNOWN, Backlog, SourceDepth, describe_backlog, human_duration
@@ -40,7 +40,6 @@ __all__ = [
     "Activity",
     "Backlog",
     "BacklogConfig",
-    "Finding",
     "HealthSource",
     "ProcessConfig",
     "PrometheusSource",

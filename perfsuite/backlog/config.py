@@ -10,8 +10,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
-from perfsuite.activity import ProcessConfig, redact_text
+from perfsuite.activity import ProcessConfig
 from perfsuite.backlog.prometheus import parse_selector
+from perfsuite.redact import redact_text
 
 KeyType = Literal["list", "stream", "zset", "set", "pending", "lag"]
 """How a key's depth is read: LLEN, XLEN, ZCARD, SCARD, XPENDING's count for a consumer group, or

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, computed_field
 
-from perfsuite.activity import Activity, Finding, describe_activity
+from perfsuite.activity import Activity, describe_activity
 from perfsuite.backlog.sources import SourceKind
+from perfsuite.sections import Line
 
 UNKNOWN = (
     "backlog unknown: the target exposes no queue depth; point target.backlog at the bot's Redis keys, "
@@ -92,28 +93,26 @@ def _rate(per_s: float) -> str:
     return f"~{per_s:.1f}/s" if per_s >= 1 else f"~{per_s:.2f}/s"
 
 
-def _verdict(backlog: Backlog) -> Finding:
+def _verdict(backlog: Backlog) -> Line:
     rate = backlog.drain_rate_per_s
     stop, end = backlog.depth_at_stop or 0, backlog.depth_at_end or 0
     if not backlog.supported:
-        return Finding(backlog.reason or UNKNOWN, "warn")
+        return Line(backlog.reason or UNKNOWN, "warn")
     if backlog.drained:
         speed = f" ({_rate(rate)})" if rate and rate > 0 and stop else ""
-        return Finding(
-            f"{stop:,} queued when the load stopped, drained in {backlog.drain_s:g} s{speed}", "ok"
-        )
+        return Line(f"{stop:,} queued when the load stopped, drained in {backlog.drain_s:g} s{speed}", "ok")
     if not backlog.timeout_s:
-        return Finding(f"{stop:,} queued when the load stopped (drain not watched)", "bad")
+        return Line(f"{stop:,} queued when the load stopped (drain not watched)", "bad")
     head = f"{end:,} still queued {backlog.watched_s:.0f} s after the load ({stop:,} at stop)"
     if backlog.estimated_drain_s is not None and rate is not None:
         eta = human_duration(backlog.estimated_drain_s)
-        return Finding(f"{head}, draining at {_rate(rate)}: about {eta} more to empty", "bad")
+        return Line(f"{head}, draining at {_rate(rate)}: about {eta} more to empty", "bad")
     if rate is not None and rate < 0:
-        return Finding(f"{head}, growing at {_rate(-rate)}", "bad")
-    return Finding(f"{head}, not draining", "bad")
+        return Line(f"{head}, growing at {_rate(-rate)}", "bad")
+    return Line(f"{head}, not draining", "bad")
 
 
-def describe_backlog(backlog: Backlog) -> list[Finding]:
+def describe_backlog(backlog: Backlog) -> list[Line]:
     """The report lines for ``backlog``: the verdict; each source when there are several, one failed
     or some reads failed; the bot process's activity."""
     found = [_verdict(backlog)]
@@ -121,11 +120,11 @@ def describe_backlog(backlog: Backlog) -> list[Finding]:
     for source in backlog.sources:
         if source.depth_at_stop is None:
             if backlog.supported:  # an unknown backlog's reason already names every failure
-                found.append(Finding(f"  {source.source}: not read: {source.error}", "warn"))
+                found.append(Line(f"  {source.source}: not read: {source.error}", "warn"))
         elif several or source.failed_reads:
             failed = f" ({source.failed_reads} reads failed: {source.error})" if source.failed_reads else ""
             found.append(
-                Finding(
+                Line(
                     f"  {source.source}: {source.depth_at_stop:,} at stop, "
                     f"{source.depth_at_end or 0:,} at the end{failed}",
                     "",

@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 
 import redis
 
-from perfsuite.activity import redact_text
 from perfsuite.backlog.config import (
     REDIS_SCHEMES,
     BacklogConfig,
@@ -29,6 +28,7 @@ from perfsuite.backlog.config import (
     RedisSource,
 )
 from perfsuite.backlog.prometheus import parse_exposition, parse_selector
+from perfsuite.redact import redact_text
 
 SourceKind = Literal["redis", "prometheus", "health"]
 DEFAULT_HEALTH_PATHS: tuple[str, ...] = ("queue.depth", "queue_depth", "backlog")
