@@ -65,6 +65,15 @@ class Percentiles(_Model):
     p99_9_ms: float
     max_ms: float
 
+    def at_least(self, other: Percentiles | None) -> Percentiles:
+        """These percentiles, each raised to ``other``'s where that is higher (a corrected figure is
+        never reported below the measured one of the same requests; HDR's expected-interval
+        correction adds synthesized samples that can pull a middle percentile down)."""
+        if other is None:
+            return self
+        keys = ("avg_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p99_9_ms", "max_ms")
+        return self.model_copy(update={key: max(getattr(self, key), getattr(other, key)) for key in keys})
+
     @classmethod
     def of(cls, histogram: LatencyHistogram) -> Percentiles | None:
         """The percentiles of ``histogram`` (None when it is empty)."""
@@ -98,7 +107,11 @@ class Generator(_Model):
 
 
 class Latency(_Model):
-    """Latency corrected for coordinated omission, as measured, and whether to trust either."""
+    """Latency corrected for coordinated omission, as measured, and whether to trust either.
+
+    ``corrected`` and ``uncorrected`` cover the same requests (``corrected_scope``; ``count`` of
+    ``uncorrected`` is their number); ``all_requests`` covers every request, as the summary does
+    (closed model: the corrected scope leaves out the burst; open model: it is every request)."""
 
     model: Literal["open", "closed"]
     correction: str
@@ -106,6 +119,7 @@ class Latency(_Model):
     corrected_scope: str
     corrected: Percentiles | None = None
     uncorrected: Percentiles | None = None
+    all_requests: Percentiles | None = None
     trustworthy: bool
     untrustworthy_reasons: tuple[str, ...] = ()
     generator: Generator
@@ -312,7 +326,12 @@ def latency_figures(config: SuiteConfig, data: RunData) -> tuple[Latency, Arriva
                 "no pacing), with HDR's expected-interval correction"
             )
         else:
-            correction, corrected, interval_ms, scope = "none", uncorrected, None, "none"
+            correction, corrected, interval_ms, scope = (
+                "none",
+                uncorrected,
+                None,
+                "every request, as measured",
+            )
     schedule_lag_p99_ms = (
         counts.schedule_lag.percentile_us(99) / 1000 if counts and counts.schedule_lag.count else None
     )
@@ -324,13 +343,16 @@ def latency_figures(config: SuiteConfig, data: RunData) -> tuple[Latency, Arriva
         dropped=counts.dropped if counts else 0,
         unsent=counts.unsent if counts else 0,
     )
+    measured = Percentiles.of(uncorrected)
+    raised = Percentiles.of(corrected)
     latency = Latency(
         model=model,
         correction=correction,
         expected_interval_ms=interval_ms,
         corrected_scope=scope,
-        corrected=Percentiles.of(corrected),
-        uncorrected=Percentiles.of(uncorrected),
+        corrected=raised.at_least(measured) if raised is not None else None,
+        uncorrected=measured,
+        all_requests=Percentiles.of(data.histogram(metric="rt")) if "rt" in data.histograms else None,
         trustworthy=trust.trustworthy,
         untrustworthy_reasons=trust.reasons,
         generator=Generator(
