@@ -21,6 +21,7 @@ import gevent
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
+from perfsuite import workers
 from perfsuite.collector import locust_plugin
 from perfsuite.config import SuiteConfig, load_config
 from perfsuite.errors import EXIT_USAGE, ConfigError
@@ -65,8 +66,19 @@ def stop_cleanly_on_sigterm(environment: Environment) -> None:
     gevent.signal_handler(signal.SIGTERM, lambda: gevent.kill(main, KeyboardInterrupt))
 
 
+def add_arguments(parser: Any) -> None:
+    """The suite's own Locust options (the collector's, the workers' heartbeat limits); call it from
+    the locustfile's ``init_command_line_parser`` listener."""
+    locust_plugin.add_arguments(parser)
+    workers.add_arguments(parser)
+
+
 def install_collector(environment: Environment, config: SuiteConfig, test_type: str) -> None:
-    """Attach the Redis collector to this Locust process (every role: local, master, worker)."""
+    """Attach the Redis collector to this Locust process (every role: local, master, worker), and the
+    worker-health listeners after it (a worker's first health mark needs its writer): on a master,
+    joins, losses and heartbeat gaps; on a worker or a local process, its CPU and event-loop lag,
+    the generator's own saturation (``perfsuite.saturation``) that decides whether latency is
+    trustworthy."""
     stop_cleanly_on_sigterm(environment)
     locust_plugin.install(
         environment,
@@ -80,6 +92,17 @@ def install_collector(environment: Environment, config: SuiteConfig, test_type: 
         scenario=config.scenario,
         config_json=config.snapshot_json(),
     )
+    workers.install_worker_health(
+        environment,
+        lambda: locust_plugin.current_writer(environment),
+        max_cpu_percent=config.arrival.max_cpu_percent,
+    )
 
 
-__all__ = ["DEFAULT_COLLECTOR_URL", "config_from_environment", "install_collector", "stop_cleanly_on_sigterm"]
+__all__ = [
+    "DEFAULT_COLLECTOR_URL",
+    "add_arguments",
+    "config_from_environment",
+    "install_collector",
+    "stop_cleanly_on_sigterm",
+]

@@ -17,9 +17,9 @@ metric and the start delay to ``start_lag``. Each arrival comes from a pool of s
 one sender writes about once every ``SENDER_GAP_S`` seconds (a per-user rate limit is not what is
 being measured).
 
-Every process (both modes) runs a :class:`~perfsuite.saturation.SaturationMonitor`: a
-``generator_sample`` mark per second (CPU, event-loop lag, requests in flight and waiting) and a
-``generator`` mark with its totals at test stop.
+Every process that sends load samples its own CPU and event-loop lag (``perfsuite.workers``,
+installed with the collector): ``worker_health`` marks each second and with its totals at test stop,
+which decide whether the run's latency can be trusted.
 
 Runs plainly too: ``TWILIO_AUTH_TOKEN=... locust -f locustfiles/webhook.py --host http://127.0.0.1:8000``
 (arrival-rate mode: add ``PERFSUITE_OVERRIDES='{"arrival.rate_per_s": 200, "arrival.duration_s": 20}'``).
@@ -37,16 +37,15 @@ from typing import Any
 import gevent
 from locust import FastHttpUser, LoadTestShape, User, between, constant, events, task
 from locust.env import Environment
-from locust.runners import STATE_INIT, MasterRunner
+from locust.runners import STATE_INIT
 
 from locustfiles import arrival
 from locustfiles.arrival import ArrivalSettings, ArrivalShape, ArrivalUser
-from locustfiles.common import config_from_environment, install_collector
+from locustfiles.common import add_arguments, config_from_environment, install_collector
 from locustfiles.sending import SendSettings, send_message
 from perfsuite.collector import locust_plugin
 from perfsuite.errors import EXIT_USAGE
-from perfsuite.marks import GENERATOR, GENERATOR_SAMPLE, STAGE, Stage
-from perfsuite.saturation import GeneratorSample, SaturationMonitor
+from perfsuite.marks import STAGE, Stage
 from perfsuite.twilio import Sender, TrafficGenerator
 
 CONFIG = config_from_environment()
@@ -68,8 +67,6 @@ class WebhookState:
 
     generator: TrafficGenerator | None = None
     """Signed messages for the current test (rebuilt per test: the web UI may change the host)."""
-    monitor: SaturationMonitor | None = None
-    """This process's generator-saturation monitor while a test runs."""
 
 
 def state_of(environment: Environment) -> WebhookState:
@@ -93,7 +90,7 @@ arrival.register(events)  # at import time: before the collector's listeners (in
 
 @events.init_command_line_parser.add_listener
 def _add_arguments(parser: Any) -> None:
-    locust_plugin.add_arguments(parser)
+    add_arguments(parser)
 
 
 @events.init.add_listener
@@ -106,49 +103,6 @@ def _on_init(environment: Environment, **_: Any) -> None:
         )
         raise SystemExit(EXIT_USAGE)
     install_collector(environment, CONFIG, test_type="webhook")
-
-
-def _sample_mark(environment: Environment) -> Any:
-    def on_sample(sample: GeneratorSample) -> None:
-        writer = locust_plugin.current_writer(environment)
-        if writer is None:
-            return
-        driver = arrival.current_driver()
-        writer.mark(
-            GENERATOR_SAMPLE,
-            at_s=sample.at_s,
-            cpu_percent=round(sample.cpu_percent, 1),
-            loop_lag_max_ms=round(sample.loop_lag_max_ms, 2),
-            in_flight=driver.in_flight if driver is not None else None,
-            waiting=driver.waiting if driver is not None else None,
-        )
-
-    return on_sample
-
-
-@events.test_start.add_listener
-def _start_monitor(environment: Environment, **_: Any) -> None:
-    if isinstance(environment.runner, MasterRunner):
-        return  # the master sends no requests: its CPU does not touch latency
-    state = state_of(environment)
-    if state.monitor is not None:
-        state.monitor.stop()
-    state.monitor = SaturationMonitor(
-        max_cpu_percent=CONFIG.arrival.max_cpu_percent, on_sample=_sample_mark(environment)
-    )
-    state.monitor.start()
-
-
-@events.test_stop.add_listener  # registered at import: runs before the collector closes its writer
-def _stop_monitor(environment: Environment, **_: Any) -> None:
-    state = state_of(environment)
-    if state.monitor is None:
-        return
-    report = state.monitor.stop()
-    state.monitor = None
-    writer = locust_plugin.current_writer(environment)
-    if writer is not None:
-        writer.mark(GENERATOR, max_cpu_percent=CONFIG.arrival.max_cpu_percent, **report.to_fields())
 
 
 @events.test_start.add_listener

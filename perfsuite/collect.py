@@ -19,6 +19,7 @@ from perfsuite.collector import CollectorReader, RunData, update_run
 from perfsuite.config import SuiteConfig
 from perfsuite.errors import PerfsuiteError
 from perfsuite.result import CollectorIntegrity, Endpoint, FailureReason, RunStatus, Summary
+from perfsuite.worker_health import WorkerHealth, worker_health_of
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,8 @@ class Collected:
     failure_reasons: tuple[FailureReason, ...]
     failure_reasons_total: int
     integrity: CollectorIntegrity
+    workers: tuple[WorkerHealth, ...] = ()
+    """The Locust processes that sent the load (one for a local run), as their marks tell."""
 
     @property
     def started_at(self) -> str:
@@ -106,8 +109,9 @@ class Collected:
         return str(self.meta.get("stopped_at", ""))
 
     @classmethod
-    def of(cls, data: RunData) -> Collected:
-        """The common figures of ``data``."""
+    def of(cls, data: RunData, max_cpu_percent: float = 90.0, max_lag_ms: float = 10.0) -> Collected:
+        """The common figures of ``data`` (a worker above ``max_cpu_percent`` or whose event-loop lag
+        P99 exceeds ``max_lag_ms`` counts as saturated)."""
         reasons, total_reasons = failure_reasons_of(data)
         return cls(
             run_id=data.run_id,
@@ -118,6 +122,7 @@ class Collected:
             failure_reasons=reasons,
             failure_reasons_total=total_reasons,
             integrity=integrity_of(data),
+            workers=worker_health_of(data, max_cpu_percent=max_cpu_percent, max_lag_ms=max_lag_ms),
         )
 
 
@@ -137,7 +142,8 @@ def collect(config: SuiteConfig, collector_url: str, run_id: str, status: RunSta
     """Read the run back (its status recorded first) and compute the common figures."""
     record_status(collector_url, config.redis.key_prefix, run_id, status)
     reader = CollectorReader(collector_url, key_prefix=config.redis.key_prefix)
-    return Collected.of(reader.load(run_id))
+    limits = config.arrival
+    return Collected.of(reader.load(run_id), limits.max_cpu_percent, limits.max_lag_ms)
 
 
 __all__ = [

@@ -51,6 +51,11 @@ class RunOptions:
     """The target given with ``--host`` (its meaning is the test type's: a bot URL, a Redis URL)."""
     workers: int = 0
     """0: one local Locust process; N: a master plus N workers."""
+    remote_workers: int = 0
+    """Workers the master waits for from other hosts (``perfsuite worker --master HOST``)."""
+    master_bind_host: str = "127.0.0.1"
+    """Where the master listens for workers (``*`` or an address other hosts reach, with remote ones)."""
+    master_port: int | None = None
     verbose: bool = False
     run_id: str | None = None
     state_dir: Path = STATE_DIR
@@ -184,6 +189,13 @@ def common_warnings(result: RunResult, outcome: LocustOutcome) -> list[str]:
     if outcome.returncode not in (0, None) and not outcome.interrupted:
         where = f" (log: {outcome.log_path})" if outcome.log_path else ""
         warnings.append(f"Locust exited with code {outcome.returncode}{where}")
+    lost = [worker for worker in result.workers if worker.lost]
+    if lost:
+        names = ", ".join(f"{worker.host} (pid {worker.pid or '?'})" for worker in lost)
+        warnings.append(
+            f"{len(lost)} of {len(result.workers)} workers lost mid-run: {names}; the totals hold what they "
+            "flushed before (see the workers block)"
+        )
     integrity = result.collector
     if integrity is not None and not integrity.exact:
         if integrity.locust_requests is None:
@@ -216,6 +228,7 @@ def build_result(
         summary=test_type.summary(collected.summary, figures),
         endpoints=collected.endpoints,
         collector=collected.integrity,
+        workers=collected.workers,
         failure_reasons=collected.failure_reasons,
         failure_reasons_total=collected.failure_reasons_total,
         config=config.snapshot(),
@@ -247,6 +260,9 @@ def run_job(
             run_id=run_id,
             env={**config.process_env(), "REDIS_URL": collector_url, **prepared.env},
             workers=options.workers,
+            remote_workers=options.remote_workers,
+            master_bind_host=options.master_bind_host,
+            master_port=options.master_port,
             log_dir=options.state_dir / "logs",
         )
         outcome = run_locust(job, timeout_s=prepared.timeout_s, verbose=options.verbose)
