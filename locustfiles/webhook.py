@@ -35,15 +35,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import gevent
-from locust import FastHttpUser, LoadTestShape, User, between, constant, events, task
+from locust import FastHttpUser, LoadTestShape, User, constant, events, task
 from locust.env import Environment
 from locust.runners import STATE_INIT
 
 from locustfiles import arrival
 from locustfiles.arrival import ArrivalSettings, ArrivalShape, ArrivalUser
-from locustfiles.common import add_arguments, config_from_environment, install_collector
+from locustfiles.common import (
+    add_arguments,
+    add_web_ui_arguments,
+    config_from_environment,
+    install_collector,
+    per_test_config,
+)
 from locustfiles.sending import SendSettings, send_message
 from perfsuite.collector import locust_plugin
+from perfsuite.config import SuiteConfig
 from perfsuite.errors import EXIT_USAGE
 from perfsuite.marks import STAGE, Stage
 from perfsuite.twilio import Sender, TrafficGenerator
@@ -67,6 +74,8 @@ class WebhookState:
 
     generator: TrafficGenerator | None = None
     """Signed messages for the current test (rebuilt per test: the web UI may change the host)."""
+    send: SendSettings = SEND
+    """How the current test's messages are sent and judged."""
 
 
 def state_of(environment: Environment) -> WebhookState:
@@ -76,6 +85,18 @@ def state_of(environment: Environment) -> WebhookState:
         state = WebhookState()
         environment.perfsuite_webhook = state  # type: ignore[attr-defined]
     return state
+
+
+def config_of(environment: Environment) -> SuiteConfig:
+    """The configuration of the test now running (the web UI may choose another scenario and
+    settings for each test)."""
+    return per_test_config(environment, CONFIG)
+
+
+def send_settings_of(environment: Environment) -> SendSettings:
+    """How this test's messages are sent and judged."""
+    config = config_of(environment)
+    return SEND if config is CONFIG else SendSettings.from_config(config)
 
 
 def generator_of(environment: Environment) -> TrafficGenerator:
@@ -91,6 +112,7 @@ arrival.register(events)  # at import time: before the collector's listeners (in
 @events.init_command_line_parser.add_listener
 def _add_arguments(parser: Any) -> None:
     add_arguments(parser)
+    add_web_ui_arguments(parser, CONFIG)
 
 
 @events.init.add_listener
@@ -102,21 +124,24 @@ def _on_init(environment: Environment, **_: Any) -> None:
             file=sys.stderr,
         )
         raise SystemExit(EXIT_USAGE)
-    install_collector(environment, CONFIG, test_type="webhook")
+    install_collector(environment, CONFIG, test_type="webhook", per_test=config_of)
 
 
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **_: Any) -> None:
     # Built per test: the web UI may change the host between tests, and the signature covers it.
-    host = environment.host or CONFIG.target.host or ""
-    state_of(environment).generator = TrafficGenerator(
-        account_sid=CONFIG.target.account_sid,
-        bot_number=CONFIG.target.bot_number,
-        public_url=CONFIG.public_url(host),
-        auth_token=CONFIG.auth_token or "",
-        mix=CONFIG.traffic.message_mix,
-        invalid_signature_rate=CONFIG.traffic.invalid_signature_rate,
-        duplicate_rate=CONFIG.traffic.duplicate_rate,
+    config = config_of(environment)
+    host = environment.host or config.target.host or ""
+    state = state_of(environment)
+    state.send = send_settings_of(environment)
+    state.generator = TrafficGenerator(
+        account_sid=config.target.account_sid,
+        bot_number=config.target.bot_number,
+        public_url=config.public_url(host),
+        auth_token=config.auth_token or "",
+        mix=config.traffic.message_mix,
+        invalid_signature_rate=config.traffic.invalid_signature_rate,
+        duplicate_rate=config.traffic.duplicate_rate,
         rng=random.Random(),
     )
 
@@ -125,23 +150,29 @@ class WhatsAppUser(FastHttpUser):
     """One WhatsApp user: a stable sender sending ``requests_per_user`` messages, then idle."""
 
     host = CONFIG.target.host
-    wait_time = between(*CONFIG.webhook.think_time_s)
     network_timeout = CONFIG.target.request_timeout_s
     connection_timeout = min(5.0, CONFIG.target.request_timeout_s)
 
+    def wait_time(self) -> float:
+        """A pause between one user's messages (``webhook.think_time_s`` of this test)."""
+        low, high = self.settings.think_time_s
+        return random.uniform(low, high)
+
     def on_start(self) -> None:
+        self.settings = config_of(self.environment).webhook
         self.generator = generator_of(self.environment)
+        self.send_settings = state_of(self.environment).send
         self.sender = self.generator.new_sender()
         self.sent = 0
         """Messages this user has sent (it stops at ``webhook.requests_per_user``)."""
 
     @task
     def send(self) -> None:
-        if CONFIG.webhook.run_time_s is None and self.sent >= CONFIG.webhook.requests_per_user:
+        if self.settings.run_time_s is None and self.sent >= self.settings.requests_per_user:
             gevent.sleep(0.5)  # quota done: wait for the shape to move on
             return
         self.sent += 1
-        send_message(self, self.generator.next_message(self.sender), SEND)
+        send_message(self, self.generator.next_message(self.sender), self.send_settings)
 
 
 class BurstUser(FastHttpUser):
@@ -155,6 +186,7 @@ class BurstUser(FastHttpUser):
 
     def on_start(self) -> None:
         self.generator = generator_of(self.environment)
+        self.send_settings = state_of(self.environment).send
         self.sender = self.generator.new_sender()
         self.fired = False
 
@@ -164,7 +196,7 @@ class BurstUser(FastHttpUser):
             gevent.sleep(0.5)
             return
         self.fired = True
-        send_message(self, self.generator.next_message(self.sender), SEND)
+        send_message(self, self.generator.next_message(self.sender), self.send_settings)
 
 
 class SeedWebhookProfile(LoadTestShape):
@@ -202,22 +234,26 @@ class SeedWebhookProfile(LoadTestShape):
         self.unmarked.clear()
 
     @property
+    def _config(self) -> SuiteConfig:
+        return config_of(self.runner.environment) if self.runner is not None else CONFIG
+
+    @property
     def _quota(self) -> int:
         """Messages of the steady stage in the seed's profile (0 when it is bounded by time)."""
-        settings = CONFIG.webhook
+        settings = self._config.webhook
         return (
             0 if settings.run_time_s is not None else settings.concurrent_users * settings.requests_per_user
         )
 
     def _load_done(self, sent: int, run_time_s: float) -> bool:
         """The steady stage is over: every user sent its quota, or ``webhook.run_time_s`` passed."""
-        run_time_limit = CONFIG.webhook.run_time_s
+        run_time_limit = self._config.webhook.run_time_s
         if run_time_limit is not None:
             return run_time_s >= run_time_limit
         return sent >= self._quota
 
     def tick(self) -> tuple[int, float, list[type[User]] | None] | None:
-        settings = CONFIG.webhook
+        settings = self._config.webhook
         run_time_s = self.get_run_time()
         if getattr(self, "unmarked", None):
             self._write_marks()
@@ -239,7 +275,7 @@ class SeedWebhookProfile(LoadTestShape):
             self.burst_from = max(sent, self._quota)
             self._enter(Stage.BURST)
         if self.stage == Stage.BURST:
-            burst_timeout_s = CONFIG.target.request_timeout_s + 10
+            burst_timeout_s = self._config.target.request_timeout_s + 10
             if (
                 sent < self.burst_from + settings.burst_intensity
                 and run_time_s - self.burst_started_s < burst_timeout_s
@@ -277,7 +313,9 @@ class WebhookArrivalUser(ArrivalUser):
         else:
             sender = self.senders[self.next_sender]
             self.next_sender = (self.next_sender + 1) % self.sender_count
-        send_message(self, generator.next_message(sender), SEND, intended_at=intended_at)
+        send_message(
+            self, generator.next_message(sender), state_of(self.environment).send, intended_at=intended_at
+        )
 
 
 class WebhookArrivalShape(ArrivalShape):

@@ -158,6 +158,13 @@ class TestType(ABC):
         """One line for ``--help`` and error messages."""
         return f"{self.name}: {self.title}"
 
+    def recorded(self, config: SuiteConfig, host: str) -> Prepared:
+        """What a run recorded outside ``perfsuite run`` (the web UI) is graded with: its target as
+        the recording saw it, no preflight (no signature probe, nothing started)."""
+        kind = "redis" if host.startswith(("redis://", "rediss://", "unix://")) else "http"
+        target = Target(kind=kind, host=host, path=config.target.webhook_path if kind == "http" else None)
+        return Prepared(target=target, locust_host=host, env={}, timeout_s=0.0)
+
 
 def run_status(outcome: LocustOutcome) -> RunStatus:
     """How the run ended: the one place this is decided."""
@@ -241,6 +248,16 @@ def build_result(
     return graded.model_copy(update={"warnings": tuple(warnings), "diagnosis": tuple(diagnosis)})
 
 
+def grade_recorded(test_type: TestType, config: SuiteConfig, collected: Collected) -> RunResult:
+    """A run recorded outside ``perfsuite run`` (a web UI test, a plain ``locust -f`` run), graded
+    like a headless one from what the collector holds (without what only a launched run observes:
+    the signature probe before the load, the backlog watch after it)."""
+    status = collected.meta.get("status", "")
+    outcome = LocustOutcome(returncode=0, interrupted=status == RunStatus.INTERRUPTED.value, timed_out=False)
+    prepared = test_type.recorded(config, str(collected.meta.get("host", "")))
+    return build_result(test_type, config, prepared, collected, None, outcome)
+
+
 def run_job(
     test_type: TestType,
     config: SuiteConfig,
@@ -280,6 +297,7 @@ __all__ = [
     "build_result",
     "collector_check",
     "common_warnings",
+    "grade_recorded",
     "run_job",
     "run_status",
 ]

@@ -188,7 +188,7 @@ class RedisBenchTest(TestType):
     def figures(
         self, config: SuiteConfig, prepared: Prepared, collected: Collected, observed: Any
     ) -> RedisFigures:
-        swept: Swept = observed
+        swept = observed if isinstance(observed, Swept) else Swept(namespace="", left=0, removed=0)
         failures = collected.data.locust_total_failures or 0
         return redis_figures(
             collected.data, config.redis_bench, failures, swept.namespace, swept.left, swept.removed

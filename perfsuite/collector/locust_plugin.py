@@ -41,7 +41,7 @@ outcome, which readers treat as a note, never a failure) else ``str(exception)``
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,6 +115,9 @@ class PluginSettings:
     close_timeout_s: float
     raw_sample_rate: float
     raw_rows_cap: int
+    describe_test: Callable[[Environment], tuple[str, str]] | None = None
+    """Called at each test's start: its (scenario, redacted config JSON) when they can change
+    between tests (a web UI that picks the scenario); None uses ``scenario``/``config_json``."""
 
 
 class CollectorPlugin:
@@ -229,15 +232,18 @@ class CollectorPlugin:
     def _create_meta(self, environment: Environment) -> None:
         if self._meta_created or self.run_id is None:
             return
+        scenario, config_json = self.settings.scenario, self.settings.config_json
+        if self.settings.describe_test is not None:
+            scenario, config_json = self.settings.describe_test(environment)
         try:
             create_run(
                 self._client,
                 self._prefix,
                 self.run_id,
                 self.settings.test_type,
-                self.settings.scenario,
+                scenario,
                 environment.host or "",
-                self.settings.config_json,
+                config_json,
                 retention_s=self.settings.retention_s,
                 workers=self._workers,
                 locust_version=locust.__version__,
@@ -383,6 +389,7 @@ def install(
     close_timeout_s: float = 10.0,
     raw_sample_rate: float = 0.0,
     raw_rows_cap: int = 100_000,
+    describe_test: Callable[[Environment], tuple[str, str]] | None = None,
 ) -> CollectorPlugin:
     """Install the collector on ``environment`` (call from an ``events.init`` listener); idempotent.
 
@@ -412,6 +419,7 @@ def install(
         close_timeout_s=close_timeout_s,
         raw_sample_rate=raw_sample_rate,
         raw_rows_cap=raw_rows_cap,
+        describe_test=describe_test,
     )
     plugin = CollectorPlugin(environment, settings)
     setattr(environment, _PLUGIN_ATTR, plugin)
