@@ -17,9 +17,9 @@ metric and the start delay to ``start_lag``. Each arrival comes from a pool of s
 one sender writes about once every ``SENDER_GAP_S`` seconds (a per-user rate limit is not what is
 being measured).
 
-Every process (both modes) runs a :class:`~perfsuite.saturation.SaturationMonitor`: a
-``generator_sample`` mark per second (CPU, event-loop lag, requests in flight and waiting) and a
-``generator`` mark with its totals at test stop.
+Every process that sends load samples its own CPU and event-loop lag (``perfsuite.workers``,
+installed with the collector): ``worker_health`` marks each second and with its totals at test stop,
+which decide whether the run's latency can be trusted.
 
 Runs plainly too: ``TWILIO_AUTH_TOKEN=... locust -f locustfiles/webhook.py --host http://127.0.0.1:8000``
 (arrival-rate mode: add ``PERFSUITE_OVERRIDES='{"arrival.rate_per_s": 200, "arrival.duration_s": 20}'``).
@@ -35,23 +35,31 @@ from dataclasses import dataclass
 from typing import Any
 
 import gevent
-from locust import FastHttpUser, LoadTestShape, User, between, constant, events, task
+from locust import FastHttpUser, LoadTestShape, User, constant, events, task
 from locust.env import Environment
-from locust.runners import STATE_INIT, MasterRunner
+from locust.runners import STATE_INIT
 
 from locustfiles import arrival
 from locustfiles.arrival import ArrivalSettings, ArrivalShape, ArrivalUser
-from locustfiles.common import config_from_environment, install_collector
-from perfsuite.arrival import START_LAG_METRIC, UNCORRECTED_METRIC
+from locustfiles.common import (
+    add_arguments,
+    add_web_ui_arguments,
+    config_from_environment,
+    install_collector,
+    per_test_config,
+)
+from locustfiles.sending import SendSettings, send_message
 from perfsuite.collector import locust_plugin
+from perfsuite.config import SuiteConfig
 from perfsuite.errors import EXIT_USAGE
-from perfsuite.marks import GENERATOR, GENERATOR_SAMPLE, STAGE, Stage
-from perfsuite.saturation import GeneratorSample, SaturationMonitor
-from perfsuite.twilio import Outcome, Sender, TrafficGenerator, WebhookMessage, classify, parse_server_timing
-from webhook_load.rows import request_name
+from perfsuite.marks import STAGE, Stage
+from perfsuite.twilio import Sender, TrafficGenerator
 
 CONFIG = config_from_environment()
 """The validated suite configuration every process of this test shares."""
+
+SEND = SendSettings.from_config(CONFIG)
+"""How messages are sent and their answers judged (the webhook path, the rejection statuses)."""
 
 ARRIVAL_MODE = CONFIG.arrival.rate_per_s is not None
 """True: open model at ``arrival.rate_per_s``; False: the seed's closed-model profile."""
@@ -66,8 +74,8 @@ class WebhookState:
 
     generator: TrafficGenerator | None = None
     """Signed messages for the current test (rebuilt per test: the web UI may change the host)."""
-    monitor: SaturationMonitor | None = None
-    """This process's generator-saturation monitor while a test runs."""
+    send: SendSettings = SEND
+    """How the current test's messages are sent and judged."""
 
 
 def state_of(environment: Environment) -> WebhookState:
@@ -77,6 +85,18 @@ def state_of(environment: Environment) -> WebhookState:
         state = WebhookState()
         environment.perfsuite_webhook = state  # type: ignore[attr-defined]
     return state
+
+
+def config_of(environment: Environment) -> SuiteConfig:
+    """The configuration of the test now running (the web UI may choose another scenario and
+    settings for each test)."""
+    return per_test_config(environment, CONFIG)
+
+
+def send_settings_of(environment: Environment) -> SendSettings:
+    """How this test's messages are sent and judged."""
+    config = config_of(environment)
+    return SEND if config is CONFIG else SendSettings.from_config(config)
 
 
 def generator_of(environment: Environment) -> TrafficGenerator:
@@ -91,7 +111,8 @@ arrival.register(events)  # at import time: before the collector's listeners (in
 
 @events.init_command_line_parser.add_listener
 def _add_arguments(parser: Any) -> None:
-    locust_plugin.add_arguments(parser)
+    add_arguments(parser)
+    add_web_ui_arguments(parser, CONFIG)
 
 
 @events.init.add_listener
@@ -103,147 +124,55 @@ def _on_init(environment: Environment, **_: Any) -> None:
             file=sys.stderr,
         )
         raise SystemExit(EXIT_USAGE)
-    install_collector(environment, CONFIG, test_type="webhook")
-
-
-def _sample_mark(environment: Environment) -> Any:
-    def on_sample(sample: GeneratorSample) -> None:
-        writer = locust_plugin.current_writer(environment)
-        if writer is None:
-            return
-        driver = arrival.current_driver()
-        writer.mark(
-            GENERATOR_SAMPLE,
-            at_s=sample.at_s,
-            cpu_percent=round(sample.cpu_percent, 1),
-            loop_lag_max_ms=round(sample.loop_lag_max_ms, 2),
-            in_flight=driver.in_flight if driver is not None else None,
-            waiting=driver.waiting if driver is not None else None,
-        )
-
-    return on_sample
-
-
-@events.test_start.add_listener
-def _start_monitor(environment: Environment, **_: Any) -> None:
-    if isinstance(environment.runner, MasterRunner):
-        return  # the master sends no requests: its CPU does not touch latency
-    state = state_of(environment)
-    if state.monitor is not None:
-        state.monitor.stop()
-    state.monitor = SaturationMonitor(
-        max_cpu_percent=CONFIG.arrival.max_cpu_percent, on_sample=_sample_mark(environment)
-    )
-    state.monitor.start()
-
-
-@events.test_stop.add_listener  # registered at import: runs before the collector closes its writer
-def _stop_monitor(environment: Environment, **_: Any) -> None:
-    state = state_of(environment)
-    if state.monitor is None:
-        return
-    report = state.monitor.stop()
-    state.monitor = None
-    writer = locust_plugin.current_writer(environment)
-    if writer is not None:
-        writer.mark(GENERATOR, max_cpu_percent=CONFIG.arrival.max_cpu_percent, **report.to_fields())
+    install_collector(environment, CONFIG, test_type="webhook", per_test=config_of)
 
 
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **_: Any) -> None:
     # Built per test: the web UI may change the host between tests, and the signature covers it.
-    host = environment.host or CONFIG.target.host or ""
-    state_of(environment).generator = TrafficGenerator(
-        account_sid=CONFIG.target.account_sid,
-        bot_number=CONFIG.target.bot_number,
-        public_url=CONFIG.public_url(host),
-        auth_token=CONFIG.auth_token or "",
-        mix=CONFIG.traffic.message_mix,
-        invalid_signature_rate=CONFIG.traffic.invalid_signature_rate,
-        duplicate_rate=CONFIG.traffic.duplicate_rate,
+    config = config_of(environment)
+    host = environment.host or config.target.host or ""
+    state = state_of(environment)
+    state.send = send_settings_of(environment)
+    state.generator = TrafficGenerator(
+        account_sid=config.target.account_sid,
+        bot_number=config.target.bot_number,
+        public_url=config.public_url(host),
+        auth_token=config.auth_token or "",
+        mix=config.traffic.message_mix,
+        invalid_signature_rate=config.traffic.invalid_signature_rate,
+        duplicate_rate=config.traffic.duplicate_rate,
         rng=random.Random(),
     )
-
-
-def send_message(user: FastHttpUser, message: WebhookMessage, intended_at: float | None = None) -> Outcome:
-    """POST one signed message; classify the answer and record its timing breakdown.
-
-    ``intended_at`` (``time.perf_counter``; arrival-rate mode): Locust's response time is counted
-    from this intended start (corrected; from the actual send if that came first), the time from
-    the actual send goes to ``rt_uncorrected`` and the delay of the send to ``start_lag`` (both in
-    ``context["timings_us"]``).
-    """
-    started = time.perf_counter()
-    with user.client.post(
-        CONFIG.target.webhook_path,
-        data=message.form(),
-        headers=message.headers(),
-        name=request_name(message),
-        stream=True,
-        catch_response=True,
-    ) as response:
-        context = response.request_meta["context"]  # Locust builds its own dict from ours
-        first_byte_s = time.perf_counter() - started
-        # A status code means the bot answered (4xx/5xx included); none means the connection failed.
-        error = None if response.status_code else getattr(response, "error", None) or "no response"
-        body = ""
-        if error is None:
-            try:
-                body = (response.content or b"").decode("utf-8", "replace")
-            except Exception as exc:  # a reset while reading the body is a failed request
-                error = exc
-        # stream=True stopped Locust's clock at the headers; count the body too.
-        finished = time.perf_counter()
-        # From the intended start, or the actual send when the scheduler woke a little early.
-        measured_from = started if intended_at is None else min(started, intended_at)
-        response.request_meta["response_time"] = (finished - measured_from) * 1000
-        timings_us = {"ttfb": int(first_byte_s * 1e6)}
-        if intended_at is not None:
-            timings_us[UNCORRECTED_METRIC] = int((finished - started) * 1e6)
-            timings_us[START_LAG_METRIC] = int(max(0.0, started - intended_at) * 1e6)
-        reason: str | None
-        if error is not None:
-            outcome, reason = (
-                Outcome.FAILURE,
-                error if isinstance(error, str) else f"{type(error).__name__}: {error}",
-            )
-        else:
-            outcome, reason = classify(response.status_code, message.signature_valid, body)
-            server_timing = response.headers.get("Server-Timing") if response.headers else None
-            for phase, duration_ms in parse_server_timing(server_timing).items():
-                timings_us[f"server.{phase}"] = int(duration_ms * 1000)
-        context["outcome"] = outcome.value
-        context["timings_us"] = timings_us
-        if reason:
-            context["failure_reason"] = reason
-        if outcome in (Outcome.SUCCESS, Outcome.REJECTED):
-            response.success()
-        else:
-            response.failure(reason or outcome.value)
-    return outcome
 
 
 class WhatsAppUser(FastHttpUser):
     """One WhatsApp user: a stable sender sending ``requests_per_user`` messages, then idle."""
 
     host = CONFIG.target.host
-    wait_time = between(*CONFIG.webhook.think_time_s)
     network_timeout = CONFIG.target.request_timeout_s
     connection_timeout = min(5.0, CONFIG.target.request_timeout_s)
 
+    def wait_time(self) -> float:
+        """A pause between one user's messages (``webhook.think_time_s`` of this test)."""
+        low, high = self.settings.think_time_s
+        return random.uniform(low, high)
+
     def on_start(self) -> None:
+        self.settings = config_of(self.environment).webhook
         self.generator = generator_of(self.environment)
+        self.send_settings = state_of(self.environment).send
         self.sender = self.generator.new_sender()
         self.sent = 0
         """Messages this user has sent (it stops at ``webhook.requests_per_user``)."""
 
     @task
     def send(self) -> None:
-        if self.sent >= CONFIG.webhook.requests_per_user:
+        if self.settings.run_time_s is None and self.sent >= self.settings.requests_per_user:
             gevent.sleep(0.5)  # quota done: wait for the shape to move on
             return
         self.sent += 1
-        send_message(self, self.generator.next_message(self.sender))
+        send_message(self, self.generator.next_message(self.sender), self.send_settings)
 
 
 class BurstUser(FastHttpUser):
@@ -257,6 +186,7 @@ class BurstUser(FastHttpUser):
 
     def on_start(self) -> None:
         self.generator = generator_of(self.environment)
+        self.send_settings = state_of(self.environment).send
         self.sender = self.generator.new_sender()
         self.fired = False
 
@@ -266,11 +196,12 @@ class BurstUser(FastHttpUser):
             gevent.sleep(0.5)
             return
         self.fired = True
-        send_message(self, self.generator.next_message(self.sender))
+        send_message(self, self.generator.next_message(self.sender), self.send_settings)
 
 
 class SeedWebhookProfile(LoadTestShape):
-    """ramp -> every user sends its quota -> burst -> stop; stage marks go to the collector.
+    """ramp -> every user sends its quota (or, with ``webhook.run_time_s``, sends until that time
+    passed, as Locust's ``--run-time``) -> burst -> stop; stage marks go to the collector.
 
     Progress is read from Locust's request count (on a master it trails the workers by one stats
     report), bounded by ``webhook.max_duration_s``. Not used in arrival-rate mode.
@@ -282,6 +213,7 @@ class SeedWebhookProfile(LoadTestShape):
         super().reset_time()
         self.stage = ""
         self.burst_started_s = 0.0
+        self.burst_from = 0
         self.unmarked: list[tuple[str, float]] = []
 
     def _enter(self, stage: str) -> None:
@@ -301,8 +233,27 @@ class SeedWebhookProfile(LoadTestShape):
             writer.mark(STAGE, at_s=at_s, name=stage)
         self.unmarked.clear()
 
+    @property
+    def _config(self) -> SuiteConfig:
+        return config_of(self.runner.environment) if self.runner is not None else CONFIG
+
+    @property
+    def _quota(self) -> int:
+        """Messages of the steady stage in the seed's profile (0 when it is bounded by time)."""
+        settings = self._config.webhook
+        return (
+            0 if settings.run_time_s is not None else settings.concurrent_users * settings.requests_per_user
+        )
+
+    def _load_done(self, sent: int, run_time_s: float) -> bool:
+        """The steady stage is over: every user sent its quota, or ``webhook.run_time_s`` passed."""
+        run_time_limit = self._config.webhook.run_time_s
+        if run_time_limit is not None:
+            return run_time_s >= run_time_limit
+        return sent >= self._quota
+
     def tick(self) -> tuple[int, float, list[type[User]] | None] | None:
-        settings = CONFIG.webhook
+        settings = self._config.webhook
         run_time_s = self.get_run_time()
         if getattr(self, "unmarked", None):
             self._write_marks()
@@ -310,23 +261,23 @@ class SeedWebhookProfile(LoadTestShape):
             return None
         # Before the first start() of a test, Locust still holds the previous test's stats.
         sent = 0 if self.runner.state == STATE_INIT else self.runner.stats.total.num_requests
-        quota = settings.concurrent_users * settings.requests_per_user
         if not getattr(self, "stage", ""):
             self.burst_started_s = 0.0
             self._enter(Stage.RAMP)
         if self.stage == Stage.RAMP:
-            if sent < quota:
+            if not self._load_done(sent, run_time_s):
                 spawn_rate = settings.concurrent_users / max(settings.ramp_up_time, 0.001)
                 return settings.concurrent_users, spawn_rate, [WhatsAppUser]
             if not settings.enable_burst_testing:
                 self._enter(Stage.DONE)
                 return None
             self.burst_started_s = run_time_s
+            self.burst_from = max(sent, self._quota)
             self._enter(Stage.BURST)
         if self.stage == Stage.BURST:
-            burst_timeout_s = CONFIG.target.request_timeout_s + 10
+            burst_timeout_s = self._config.target.request_timeout_s + 10
             if (
-                sent < quota + settings.burst_intensity
+                sent < self.burst_from + settings.burst_intensity
                 and run_time_s - self.burst_started_s < burst_timeout_s
             ):
                 # The idle WhatsAppUsers still count towards Locust's total: add the burst on top.
@@ -362,7 +313,9 @@ class WebhookArrivalUser(ArrivalUser):
         else:
             sender = self.senders[self.next_sender]
             self.next_sender = (self.next_sender + 1) % self.sender_count
-        send_message(self, generator.next_message(sender), intended_at=intended_at)
+        send_message(
+            self, generator.next_message(sender), state_of(self.environment).send, intended_at=intended_at
+        )
 
 
 class WebhookArrivalShape(ArrivalShape):

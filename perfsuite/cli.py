@@ -7,6 +7,8 @@ Verbs:
   perfsuite runs list [--limit N] [--test-type T] [--format text|json]
   perfsuite compare BASELINE CURRENT [--format text|json|html|junit] [--output-file F]
   perfsuite report RUN [--format text|json|html|junit] [--output-file F]
+  perfsuite worker --master HOST [--master-port P] [--test-type T]
+  perfsuite web [--test-type T] [--host URL] [--master] [--web-port P]
   perfsuite probe --host URL [--path P] [--public-url U]
   perfsuite chaos-proxy [--listen HOST:PORT] [--proxy NAME=LISTEN=UPSTREAM]... [--config FILE]
 
@@ -28,6 +30,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -38,7 +41,7 @@ import redis
 from pydantic import SecretStr
 
 from perfsuite import registry
-from perfsuite.config import SuiteConfig, load_config
+from perfsuite.config import SuiteConfig, load_config, parse_duration
 from perfsuite.errors import EXIT_INTERRUPTED, EXIT_TEMPFAIL, EXIT_USAGE, ConfigError, PerfsuiteError
 from perfsuite.history import RunHistory, with_series
 from perfsuite.jobs import RunOptions, TestType, run_job
@@ -77,6 +80,18 @@ def _number(
             bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
             raise argparse.ArgumentTypeError(f"{flag} must be {bound}, got {text}")
         return value
+
+    return parse
+
+
+def _duration(flag: str) -> Callable[[str], float]:
+    """An argparse type for a duration (``90``, ``30s``, ``5m``, ``1h30m``)."""
+
+    def parse(text: str) -> float:
+        try:
+            return parse_duration(text, flag)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{flag}: ")) from None
 
     return parse
 
@@ -164,9 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--run-time",
-        type=_positive_float("--run-time"),
+        type=_duration("--run-time"),
         default=None,
-        help="seconds of arrival-rate load (arrival.duration_s)",
+        help="how long the load runs, as Locust takes it (90, 30s, 5m, 1h30m): the open model's "
+        "arrival.duration_s; in the closed model users send until then (webhook.run_time_s)",
     )
     run.add_argument(
         "--demo-bot-mode",
@@ -179,6 +195,23 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="run Locust as a master plus this many worker processes (default: one process)",
+    )
+    run.add_argument(
+        "--remote-workers",
+        type=_number("--remote-workers", int, 0),
+        default=0,
+        help="also wait for this many workers joining from other hosts (`perfsuite worker --master HOST`)",
+    )
+    run.add_argument(
+        "--master-bind-host",
+        default=None,
+        help="address the master listens on for workers (default 127.0.0.1; with --remote-workers: *)",
+    )
+    run.add_argument(
+        "--master-port",
+        type=_number("--master-port", int, 1),
+        default=None,
+        help="the master's port for workers (default: a free one; with --remote-workers: 5557)",
     )
     run.add_argument("--run-id", default=None, help="run id to store the run under (default: a new one)")
     run.add_argument(
@@ -219,6 +252,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(report)
     _add_output_flags(report)
 
+    worker = verbs.add_parser(
+        "worker", help="a Locust worker joining a master on another host (what docker-compose's workers run)"
+    )
+    worker.add_argument("--master", required=True, metavar="HOST", help="the master's host name or address")
+    worker.add_argument("--master-port", type=_number("--master-port", int, 1), default=5557)
+    worker.add_argument("--test-type", choices=installed, default="webhook", help="the master's test type")
+    _add_config_flags(worker)
+    web = verbs.add_parser("web", help="Locust's web UI with the suite's locustfile of a test type")
+    web.add_argument("--test-type", choices=installed, default="webhook", help="test type (default: webhook)")
+    web.add_argument("--host", default=None, help="target base URL shown in the web UI")
+    web.add_argument("--web-host", default="127.0.0.1", help="address of the web UI (default: 127.0.0.1)")
+    web.add_argument("--web-port", type=_number("--web-port", int, 1), default=8089)
+    web.add_argument("--master", action="store_true", help="be a master for workers (`perfsuite worker`)")
+    web.add_argument("--master-bind-host", default="*", help="with --master: where workers connect")
+    web.add_argument("--master-port", type=_number("--master-port", int, 1), default=5557)
+    _add_config_flags(web)
+
     from perfsuite import probe
     from perfsuite.faults import api as chaos_api
 
@@ -244,6 +294,7 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         "target.demo_bot_mode": args.demo_bot_mode,
         "arrival.rate_per_s": args.arrival_rate,
         "arrival.duration_s": args.run_time,
+        "webhook.run_time_s": args.run_time,
     }
     return {key: value for key, value in pairs.items() if value is not None}
 
@@ -337,7 +388,16 @@ def _run(args: argparse.Namespace) -> int:
     request = BaselineRequest(baseline_run=args.baseline_run, baseline_file=args.baseline_file)
     with contextlib.ExitStack() as stack:
         config, history, url = _open_history(config, stack)
-        options = RunOptions(host=args.host, workers=args.workers, verbose=args.verbose, run_id=args.run_id)
+        remote = args.remote_workers
+        options = RunOptions(
+            host=args.host,
+            workers=args.workers,
+            remote_workers=remote,
+            master_bind_host=args.master_bind_host or ("*" if remote else "127.0.0.1"),
+            master_port=args.master_port or (5557 if remote else None),
+            verbose=args.verbose,
+            run_id=args.run_id,
+        )
         if args.test_type == "baseline":
             comparison = run_baseline(history, config.baseline, request)
             result = comparison_result(comparison, config.snapshot())
@@ -508,6 +568,53 @@ def _report(args: argparse.Namespace) -> int:
         return 0
 
 
+def _environment_overrides() -> dict[str, Any]:
+    """PERFSUITE_OVERRIDES (a JSON object of key path -> value), as Locust processes read it."""
+    text = os.environ.get("PERFSUITE_OVERRIDES") or "{}"
+    try:
+        overrides = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"PERFSUITE_OVERRIDES: not valid JSON: {exc}") from None
+    if not isinstance(overrides, dict):
+        raise ConfigError("PERFSUITE_OVERRIDES: must be a JSON object of key path -> value")
+    return overrides
+
+
+def _locust_foreground(args: argparse.Namespace) -> int:
+    """``perfsuite worker`` and ``perfsuite web``: one Locust process with the test type's locustfile
+    and this configuration (passed on in PERFSUITE_* variables, as every perfsuite Locust process)."""
+    from perfsuite.launcher import MASTER_HEARTBEAT_TIMEOUT_S, run_foreground, worker_command
+
+    config = load_config(
+        args.config or os.environ.get("PERFSUITE_CONFIG") or None,  # docker-compose sets these
+        args.scenario or os.environ.get("PERFSUITE_SCENARIO") or None,
+        _environment_overrides(),
+    )
+    test_type = registry.get(args.test_type)
+    env = {"PERFSUITE_MASTER_TIMEOUT_S": str(MASTER_HEARTBEAT_TIMEOUT_S), **config.process_env()}
+    if args.verb == "worker":
+        if not config.collector_redis_url:
+            raise ConfigError(
+                "REDIS_URL: not set; a worker writes every timing to the collector's Redis itself: give it "
+                "the address the master's collector uses (reachable from this host)"
+            )
+        return run_foreground(worker_command(test_type.locustfile, args.master, args.master_port), env)
+    argv = [sys.executable, "-m", "locust", "-f", str(test_type.locustfile)]
+    argv += ["--web-host", args.web_host, "--web-port", str(args.web_port)]
+    if args.host:
+        argv += ["--host", args.host]
+    if args.master:
+        argv += [
+            "--master",
+            "--master-bind-host",
+            args.master_bind_host,
+            "--master-bind-port",
+            str(args.master_port),
+        ]
+    print(f"perfsuite web: {test_type.title} on http://{args.web_host}:{args.web_port}", flush=True)
+    return run_foreground(argv, env)
+
+
 def _runs_list(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.scenario)
     with contextlib.ExitStack() as stack:
@@ -560,6 +667,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _compare(args)
         if args.verb == "report":
             return _report(args)
+        if args.verb in ("worker", "web"):
+            return _locust_foreground(args)
         if args.verb == "probe":
             from perfsuite import probe
 

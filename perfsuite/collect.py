@@ -32,6 +32,7 @@ from perfsuite.collector.client import REDIS_ERRORS, RedisLike
 from perfsuite.config import SuiteConfig, redact_url
 from perfsuite.errors import CollectorLost, ConfigError, PerfsuiteError
 from perfsuite.result import CollectorIntegrity, Endpoint, FailureReason, RunStatus, Summary
+from perfsuite.worker_health import WorkerHealth, worker_health_of
 
 logger = logging.getLogger(__name__)
 
@@ -71,9 +72,15 @@ def endpoints_of(data: RunData) -> tuple[Endpoint, ...]:
     return tuple(Endpoint(**_figures(row, list(Endpoint.model_fields))) for row in records(data.summary()))
 
 
+NOT_FAILURES = ("success", "rejected")
+"""Outcomes whose recorded reasons are not failures: a note on a success (a conformance finding),
+the expected refusal of a bad request."""
+
+
 def failure_reasons_of(data: RunData) -> tuple[tuple[FailureReason, ...], int]:
-    """The most frequent failure reasons (expected rejections left out) and how many there were."""
-    rows = [row for row in records(data.failure_reasons()) if row.get("outcome") != "rejected"]
+    """The most frequent failure reasons (notes on successes and expected rejections left out) and
+    how many there were."""
+    rows = [row for row in records(data.failure_reasons()) if row.get("outcome") not in NOT_FAILURES]
     rows.sort(key=lambda row: -int(row.get("count") or 0))
     kept = tuple(FailureReason(**_figures(row, list(FailureReason.model_fields))) for row in rows)
     return kept[:MAX_FAILURE_REASONS], len(rows)
@@ -114,6 +121,8 @@ class Collected:
     failure_reasons: tuple[FailureReason, ...]
     failure_reasons_total: int
     integrity: CollectorIntegrity
+    workers: tuple[WorkerHealth, ...] = ()
+    """The Locust processes that sent the load (one for a local run), as their marks tell."""
 
     @property
     def started_at(self) -> str:
@@ -126,9 +135,12 @@ class Collected:
         return str(self.meta.get("stopped_at", ""))
 
     @classmethod
-    def of(cls, data: RunData, written_back: int = 0) -> Collected:
-        """The common figures of ``data`` (``written_back``: entries of the run written back to Redis
-        from spill files before it was read)."""
+    def of(
+        cls, data: RunData, max_cpu_percent: float = 90.0, max_lag_ms: float = 10.0, *, written_back: int = 0
+    ) -> Collected:
+        """The common figures of ``data`` (a worker above ``max_cpu_percent`` or whose event-loop lag
+        P99 exceeds ``max_lag_ms`` counts as saturated; ``written_back``: entries of the run written
+        back to Redis from spill files before it was read)."""
         reasons, total_reasons = failure_reasons_of(data)
         return cls(
             run_id=data.run_id,
@@ -139,6 +151,7 @@ class Collected:
             failure_reasons=reasons,
             failure_reasons_total=total_reasons,
             integrity=integrity_of(data, written_back),
+            workers=worker_health_of(data, max_cpu_percent=max_cpu_percent, max_lag_ms=max_lag_ms),
         )
 
 
@@ -165,11 +178,12 @@ def collect(config: SuiteConfig, collector_url: str, run_id: str, status: RunSta
     spill files (see the module docstring). CollectorLost (exit 75) when neither holds it."""
     prefix = config.redis.key_prefix
     spill_dir = config.collector.spill_dir
+    limits = config.arrival
     try:
         written_back = replay_spill(collector_url, spill_dir, run_id).entries
         record_status(collector_url, prefix, run_id, status, spill_dir)
         data = CollectorReader(collector_url, key_prefix=prefix).load(run_id)
-        return Collected.of(data, written_back)
+        return Collected.of(data, limits.max_cpu_percent, limits.max_lag_ms, written_back=written_back)
     except REDIS_ERRORS as exc:
         logger.warning(
             "the collector's Redis does not answer (%s: %s): reading run %s from %s",
@@ -185,7 +199,9 @@ def collect(config: SuiteConfig, collector_url: str, run_id: str, status: RunSta
         ) from None
     record_status(collector_url, prefix, run_id, status, spill_dir)
     try:
-        return Collected.of(load_spilled(spill_dir, run_id, prefix))
+        return Collected.of(
+            load_spilled(spill_dir, run_id, prefix), limits.max_cpu_percent, limits.max_lag_ms
+        )
     except ConfigError:
         raise CollectorLost(
             f"the collector's Redis at {redact_url(collector_url)} does not answer and no spill file "

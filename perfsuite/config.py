@@ -12,10 +12,11 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -29,7 +30,9 @@ from pydantic import (
     model_validator,
 )
 
+from perfsuite.backlog import BacklogConfig
 from perfsuite.errors import ConfigError
+from perfsuite.redact import redact_url
 from perfsuite.twilio import MESSAGE_KINDS
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "scenarios.yaml"
@@ -53,6 +56,24 @@ class TargetConfig(_Section):
     bot_number: str = "+14155238886"
     request_timeout_s: float = Field(15.0, gt=0, le=600)
     demo_bot_mode: Literal["optimized", "legacy"] = "optimized"
+    rejection_statuses: tuple[int, ...] = (401, 403)
+    """Statuses that count as the bot refusing a message (the expected answer to a bad signature)."""
+    probe: bool = True
+    """Probe how the bot answers valid, wrong, missing, misdirected and replayed signatures before
+    the load (five requests, not counted in the load's figures)."""
+    backlog: BacklogConfig = BacklogConfig()
+    """Where the bot keeps its backlog (its Redis keys, a Prometheus metric, /health) and its process
+    on this machine; with nothing given, the health endpoint's queue depth."""
+
+    @field_validator("rejection_statuses")
+    @classmethod
+    def _rejection_statuses(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        bad = [status for status in value if not 400 <= status <= 499 or status == 429]
+        if not value or bad:
+            raise ValueError(
+                f"must be one or more 4xx statuses other than 429 (backpressure), got {list(value)}"
+            )
+        return tuple(sorted(set(value)))
 
     @field_validator("host", "public_url")
     @classmethod
@@ -125,6 +146,9 @@ class WebhookConfig(_Section):
     think_time_s: tuple[float, float] = (0.05, 0.2)
     max_duration_s: float = Field(300, gt=0, le=86_400)
     backlog_drain_timeout_s: float = Field(30, ge=0, le=3600)
+    run_time_s: float | None = Field(None, gt=0, le=86_400)
+    """Bound the steady stage by time instead of each user's quota (``--run-time``, as Locust's):
+    users send until it passed, then the burst."""
 
     @field_validator("think_time_s")
     @classmethod
@@ -227,7 +251,9 @@ class RedisBenchConfig(_Section):
     test_circuit_breaker: bool = True
     failure_injection_rate: float = Field(0.1, ge=0, le=1)
     pool_size: int = Field(20, ge=1)
-    max_connections: int = Field(50, ge=1)
+    max_connections: int = Field(100, ge=1)
+    """Hard cap of the bounded pool per process; at least concurrent_operations (per process), no
+    client waits for the benchmark's own pool and the latency is Redis's."""
     connect_timeout_s: float = Field(1.0, gt=0)
     socket_timeout_s: float = Field(1.0, gt=0)
     pool_wait_timeout_s: float = Field(2.0, gt=0)
@@ -405,18 +431,25 @@ class SuiteConfig(_Section):
         return json.dumps(self.snapshot(), sort_keys=True)
 
 
-def redact_url(url: str | None) -> str | None:
-    """``url`` with any password replaced by ``***`` (``redis://:***@host:6379/0``)."""
-    if not url:
-        return url
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.hostname or ""
-    netloc = f"{parts.username}:***@{netloc}" if parts.username else f":***@{netloc}"
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+_DURATION = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+(?:\.\d+)?)s)?$")
+
+
+def parse_duration(text: str, flag: str = "--run-time") -> float:
+    """Seconds from ``text`` as Locust users type it (``90``, ``30s``, ``5m``, ``1h30m``, ``2.5s``);
+    ConfigError naming ``flag`` otherwise."""
+    cleaned = text.strip().lower()
+    try:
+        seconds = float(cleaned)
+    except ValueError:
+        match = _DURATION.match(cleaned) if cleaned else None
+        if match is None or not any(match.groupdict().values()):
+            raise ConfigError(
+                f"{flag}: {text!r} is not a duration; use seconds (90) or Locust's form (30s, 5m, 1h30m)"
+            ) from None
+        seconds = int(match["h"] or 0) * 3600 + int(match["m"] or 0) * 60 + float(match["s"] or 0)
+    if not seconds > 0:
+        raise ConfigError(f"{flag}: must be more than 0 seconds, got {text!r}")
+    return seconds
 
 
 def _deep_merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
@@ -568,6 +601,7 @@ __all__ = [
     "TrafficConfig",
     "WebhookConfig",
     "load_config",
+    "parse_duration",
     "read_yaml",
     "redact_url",
 ]

@@ -101,6 +101,7 @@ def derived_result(data: RunData) -> RunResult:
         summary=collected.summary,
         endpoints=collected.endpoints,
         collector=collected.integrity,
+        workers=collected.workers,
         failure_reasons=collected.failure_reasons,
         failure_reasons_total=collected.failure_reasons_total,
         warnings=(NOT_GRADED,),

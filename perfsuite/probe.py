@@ -31,7 +31,6 @@ import json
 import math
 import os
 import random
-import re
 import sys
 import time
 import uuid
@@ -43,6 +42,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from perfsuite.config import TargetConfig
 from perfsuite.errors import EXIT_OK, EXIT_POOR, EXIT_UNAVAILABLE, ConfigError
+from perfsuite.redact import Redactor
 from perfsuite.twilio import BACKPRESSURE_STATUSES, SignatureFault, TrafficGenerator, WebhookMessage, sign
 
 if TYPE_CHECKING:
@@ -55,14 +55,8 @@ PROBE_BODY = "perfsuite signature probe: not a real message, no reply needed"
 EXIT_INCONCLUSIVE = 1
 """Exit code when no case went wrong but some could not be judged (backpressure, 5xx, some no answer)."""
 DEFAULT_TIMEOUT_S = 5.0
-EXCERPT_CHARS = 120
 _MAX_BODY_BYTES = 64 * 1024
 _TARGET_DEFAULTS = TargetConfig()
-_SECRET_SHAPES = re.compile(
-    r"\b[0-9a-fA-F]{32}\b"  # a bare auth token (SIDs, SM + 32 hex, do not match)
-    r"|(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{27}="  # a base64 HMAC-SHA1: an echoed signature is a signing oracle
-)
-REDACTED = "<redacted>"
 
 
 class Expectation(StrEnum):
@@ -406,20 +400,6 @@ def _acceptance_findings(accepted: set[CaseName], valid_accepted: bool, public_u
     return findings
 
 
-class _Redactor:
-    """Removes secrets from text shown to the user: the tokens the probe signed with, anything shaped
-    like an auth token or a signature."""
-
-    def __init__(self, *secrets: str) -> None:
-        self._secrets = sorted({secret for secret in secrets if secret}, key=len, reverse=True)
-
-    def __call__(self, text: str, limit: int = EXCERPT_CHARS) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        text = " ".join(_SECRET_SHAPES.sub(REDACTED, text).split())
-        return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 class _Messages:
     """The probe's webhook messages: real Twilio text messages with the probe's Body, signed as asked."""
 
@@ -463,7 +443,7 @@ class _Reply:
     error: str | None = None
 
 
-def _send(target: ProbeTarget, message: WebhookMessage, probe_id: str, redact: _Redactor) -> _Reply:
+def _send(target: ProbeTarget, message: WebhookMessage, probe_id: str, redact: Redactor) -> _Reply:
     """POST ``message`` on a new connection and read (the start of) the answer."""
     parts = urlsplit(target.webhook_url)
     connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
@@ -494,7 +474,7 @@ def probe_signatures(target: ProbeTarget, auth_token: str, rng: random.Random | 
     if not isinstance(auth_token, str) or not auth_token:
         raise ConfigError("TWILIO_AUTH_TOKEN: not set; the probe signs with the bot's Twilio auth token")
     messages = _Messages(target, auth_token, rng)
-    redact = _Redactor(auth_token, messages.other_token)
+    redact = Redactor(auth_token, messages.other_token)
     probe_id = "probe-" + uuid.uuid4().hex
     valid = messages.fresh()
     wrong_token, missing, wrong_url = messages.fresh(), messages.fresh(), messages.fresh()

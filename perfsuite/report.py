@@ -14,6 +14,7 @@ from perfsuite.grading import format_value
 from perfsuite.registry import sections_of
 from perfsuite.result import RunResult, RunStatus, Summary
 from perfsuite.sections import Line, Section, Tone, lines, plain_table, table
+from perfsuite.worker_health import workers_section
 
 OUTCOMES = ("success", "rejected", "backpressure", "failure")
 
@@ -165,6 +166,10 @@ def core_sections(result: RunResult) -> list[Section]:
     """The blocks every job's report has besides its test type's: collector agreement, failure
     reasons, diagnosis (the HTML report draws the same)."""
     sections: list[Section] = []
+    workers = result.workers
+    if len(workers) > 1 or any(worker.lost or worker.saturated for worker in workers):
+        started = min((w.joined_at_s for w in workers if w.joined_at_s is not None), default=None)
+        sections.append(workers_section(workers, started))
     collector = result.collector
     if collector is not None:
         if collector.exact:

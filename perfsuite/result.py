@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, computed_fiel
 
 from perfsuite.errors import EXIT_INTERRUPTED, EXIT_TEMPFAIL, ConfigError
 from perfsuite.grading import Check, Grade, combined
+from perfsuite.worker_health import WorkerHealth
 
 SCHEMA: Literal["perfsuite.result/2"] = "perfsuite.result/2"
 SCHEMA_V1 = "perfsuite.result/1"
@@ -226,6 +227,9 @@ class RunResult(Model):
     endpoints: tuple[Endpoint, ...] = ()
     checks: tuple[Check, ...] = ()
     collector: CollectorIntegrity | None = None
+    workers: tuple[WorkerHealth, ...] = ()
+    """Each Locust process that sent load: requests and share, CPU, loop lag, heartbeat gaps, lost
+    or not (one for a local run)."""
     failure_reasons: tuple[FailureReason, ...] = ()
     failure_reasons_total: int = 0
     """Distinct failure reasons the run had (``failure_reasons`` holds at most the top ones)."""

@@ -40,6 +40,8 @@ class Target:
     embedded: bool
     """True when the suite started the demo bot itself."""
     health_url: str | None
+    pid: int | None = None
+    """The bot's process id when the suite started it (its CPU is watched after the load)."""
 
     def __repr__(self) -> str:  # the token stays out of logs
         return f"Target(host={self.host!r}, embedded={self.embedded})"
@@ -152,7 +154,9 @@ def resolve_target(
         extra_args=("--webhook-path", config.target.webhook_path, *demo_bot_args),
     )
     stack.callback(bot.stop)
-    return Target(host=bot.url, auth_token=token, embedded=True, health_url=bot.url + "/health")
+    return Target(
+        host=bot.url, auth_token=token, embedded=True, health_url=bot.url + "/health", pid=bot.process.pid
+    )
 
 
 __all__ = ["DEFAULT_REDIS_URL", "STATE_DIR", "Target", "collector_redis", "ping_redis", "resolve_target"]

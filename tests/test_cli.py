@@ -163,3 +163,20 @@ def test_unwritable_output_file_fails_before_the_run(tmp_path: Path) -> None:
     assert "GRADE" not in done.stdout
     done = perfsuite("run", "--html-file", str(tmp_path))
     assert done.returncode == 64 and "is a directory" in done.stderr
+
+
+@pytest.mark.slow
+def test_run_time_bounds_a_closed_model_run_as_locust_s_does(redis_url: str, tmp_path: Path) -> None:
+    """`--users 3 --run-time 3s`: users keep sending (no per-user quota) until 3 s passed, then stop."""
+    import json
+
+    out = tmp_path / "result.json"
+    done = perfsuite(
+        "run", "--users", "3", "--run-time", "3s", "--no-burst", "--output-file", str(out),
+        env={"REDIS_URL": redis_url}, timeout_s=120,
+    )  # fmt: skip
+    assert done.returncode in (0, 1, 2), done.stderr
+    document = json.loads(out.read_text())
+    assert document["config"]["webhook"]["run_time_s"] == 3
+    assert 2 <= document["summary"]["duration_s"] <= 6, document["summary"]
+    assert document["summary"]["requests"] > 3 * 5  # more than a few rounds of the 3 users

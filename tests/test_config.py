@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from perfsuite.config import DEFAULT_CONFIG_PATH, load_config, redact_url
+from perfsuite.config import DEFAULT_CONFIG_PATH, load_config, parse_duration, redact_url
 from perfsuite.errors import EXIT_USAGE, ConfigError
 
 
@@ -104,3 +104,28 @@ def test_redact_url_keeps_everything_but_the_password() -> None:
     """Only the password is hidden."""
     assert redact_url("redis://user:pw@h:1/2") == "redis://user:***@h:1/2"
     assert redact_url("redis://h:1/0") == "redis://h:1/0"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90", 90.0),
+        ("30s", 30.0),
+        ("5m", 300.0),
+        ("1h30m", 5400.0),
+        ("2.5s", 2.5),
+        ("1h", 3600.0),
+        ("1m30s", 90.0),
+    ],
+)
+def test_run_time_takes_locust_forms(text: str, seconds: float) -> None:
+    """--run-time reads durations the way Locust users type them."""
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5x", "m", "-3", "0s", "1h-5m"])
+def test_a_bad_run_time_is_named(text: str) -> None:
+    """A duration that is not one names the flag and shows the forms allowed."""
+    with pytest.raises(ConfigError) as error:
+        parse_duration(text)
+    assert "--run-time" in str(error.value)

@@ -14,7 +14,6 @@ from perfsuite.config import load_config
 from perfsuite.embedded import free_port
 from perfsuite.errors import ConfigError
 from perfsuite.probe import (
-    EXCERPT_CHARS,
     EXIT_INCONCLUSIVE,
     PROBE_BODY,
     Answer,
@@ -27,6 +26,7 @@ from perfsuite.probe import (
     probe_signatures,
     run,
 )
+from perfsuite.redact import EXCERPT_CHARS
 from tests.zoo import QUEUE_KEY, ZooBot, start_bot
 from tests.zoo.fixtures import ZOO_TOKEN, Zoo
 

@@ -19,6 +19,7 @@ from perfsuite.twilio import (
     MAX_SENDERS,
     MESSAGE_KINDS,
     SIGNATURE_HEADER,
+    Judgement,
     Outcome,
     Sender,
     SignatureFault,
@@ -329,38 +330,78 @@ def test_text_bodies_are_varied_job_offers() -> None:
 # ------------------------------------------------------------------------------------------ judging
 
 
+XML = "text/xml; charset=utf-8"
+E12300 = "Twilio error 12300 (Invalid Content-Type): answered "
+
+
 @pytest.mark.parametrize(
-    ("status", "valid", "body", "expected"),
+    ("status", "valid", "body", "content_type", "expected"),
     [
-        (200, True, "<?xml version='1.0'?><Response></Response>", (Outcome.SUCCESS, None)),
-        (200, True, "<Response/>", (Outcome.SUCCESS, None)),
-        (204, True, None, (Outcome.SUCCESS, None)),
-        (200, True, '{"ok": true}', (Outcome.FAILURE, "not TwiML")),
-        (200, False, "<Response/>", (Outcome.FAILURE, "accepted invalid signature")),
-        (403, False, "Forbidden", (Outcome.REJECTED, "invalid signature rejected")),
-        (403, True, "Forbidden", (Outcome.FAILURE, "valid signature rejected")),
-        (429, True, None, (Outcome.BACKPRESSURE, "HTTP 429")),
-        (503, False, None, (Outcome.BACKPRESSURE, "HTTP 503")),
-        (500, True, "boom", (Outcome.FAILURE, "HTTP 500")),
-        (401, False, None, (Outcome.FAILURE, "HTTP 401")),
-        (404, True, None, (Outcome.FAILURE, "HTTP 404")),
-        (0, True, None, (Outcome.FAILURE, "no response")),
+        (200, True, "<?xml version='1.0'?><Response></Response>", XML, Judgement(Outcome.SUCCESS)),
+        (200, True, "<Response/>", "application/xml", Judgement(Outcome.SUCCESS)),
+        (
+            200,
+            True,
+            "",
+            "text/plain",
+            Judgement(Outcome.SUCCESS, conformance=E12300 + "text/plain, empty body"),
+        ),
+        (
+            204,
+            True,
+            None,
+            None,
+            Judgement(Outcome.SUCCESS, conformance=E12300 + "no Content-Type, empty body"),
+        ),
+        (
+            200,
+            True,
+            '{"ok": true}',
+            "application/json",
+            Judgement(Outcome.SUCCESS, conformance=E12300 + "application/json"),
+        ),
+        (
+            200,
+            True,
+            "<html/>",
+            XML,
+            Judgement(
+                Outcome.SUCCESS,
+                conformance="Twilio error 12100 (Document parse failure): XML without a <Response>",
+            ),
+        ),
+        (
+            200,
+            False,
+            "<Response/>",
+            XML,
+            Judgement(Outcome.FAILURE, "accepted an invalid signature (HTTP 200)"),
+        ),
+        (403, False, "Forbidden", None, Judgement(Outcome.REJECTED, "invalid signature refused (HTTP 403)")),
+        (401, False, None, None, Judgement(Outcome.REJECTED, "invalid signature refused (HTTP 401)")),
+        (403, True, "Forbidden", None, Judgement(Outcome.FAILURE, "valid signature refused (HTTP 403)")),
+        (429, True, None, None, Judgement(Outcome.BACKPRESSURE, "HTTP 429")),
+        (503, False, None, None, Judgement(Outcome.BACKPRESSURE, "HTTP 503")),
+        (500, True, "boom", None, Judgement(Outcome.FAILURE, "HTTP 500")),
+        (400, False, None, None, Judgement(Outcome.FAILURE, "HTTP 400")),
+        (404, True, None, None, Judgement(Outcome.FAILURE, "HTTP 404")),
+        (0, True, None, None, Judgement(Outcome.FAILURE, "no response")),
     ],
 )
 def test_classify_table(
-    status: int, valid: bool, body: str | None, expected: tuple[Outcome, str | None]
+    status: int, valid: bool, body: str | None, content_type: str | None, expected: Judgement
 ) -> None:
-    """Each (status, signature validity, body) maps to its outcome and reason."""
-    assert classify(status, valid, body) == expected
+    """Any 2xx to a valid message is delivered (a body Twilio cannot parse is a conformance finding,
+    never a failure); 401 and 403 refuse by default; 429/503 are backpressure; the rest fail."""
+    assert classify(status, valid, body, content_type=content_type) == expected
 
 
-def test_classify_accepts_other_rejection_statuses_when_configured() -> None:
-    """A bot that answers bad signatures with 401 can be judged as rejecting them."""
-    assert classify(401, False, rejection_statuses=(401, 403)) == (
-        Outcome.REJECTED,
-        "invalid signature rejected",
-    )
-    assert classify(401, True, rejection_statuses=(401, 403))[1] == "valid signature rejected"
+def test_rejection_statuses_are_configurable_and_failures_keep_the_bot_s_words() -> None:
+    """Only the configured statuses count as refusing; a failure's reason carries the bot's words."""
+    assert classify(401, False, rejection_statuses=(403,)).outcome is Outcome.FAILURE
+    assert classify(409, False, rejection_statuses=(409,)).outcome is Outcome.REJECTED
+    words = classify(400, True, "x", excerpt="Unsupported media type: image/webp")
+    assert words == Judgement(Outcome.FAILURE, 'HTTP 400: "Unsupported media type: image/webp"')
 
 
 @pytest.mark.parametrize(

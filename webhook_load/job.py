@@ -2,35 +2,65 @@
 
 Closed model (the seed's profile: ramp, each user's quota, burst) or open model (``arrival.rate_per_s``,
 ``--arrival-rate``), both in ``locustfiles/webhook.py``. Preflight finds the bot (``--host`` or
-``target.host``, else starts the embedded demo bot); after the load the bot's backlog is watched;
-the figures are in :mod:`webhook.figures`, the report blocks in :mod:`webhook.report`.
+``target.host``, else starts the embedded demo bot) and probes how it answers valid and bad
+signatures (``target.probe``); after the load the bot's backlog is watched; the figures are in
+:mod:`webhook_load.figures`, the report blocks in :mod:`webhook_load.report`, what most likely went
+wrong in :mod:`webhook_load.diagnosis`.
 """
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from perfsuite.backlog import Backlog, watch_backlog
+from perfsuite.activity import describe_activity
+from perfsuite.backlog import UNKNOWN, Backlog, preflight_backlog, watch_backlog
 from perfsuite.collect import Collected
 from perfsuite.config import SuiteConfig
 from perfsuite.grading import Check
 from perfsuite.jobs import Metric, Prepared, RunOptions, TestType
 from perfsuite.launcher import LOCUSTFILES, LocustOutcome
+from perfsuite.probe import ProbeTarget, probe_signatures
 from perfsuite.result import RunResult, Target
 from perfsuite.sections import Section
 from perfsuite.services import Target as BotTarget
 from perfsuite.services import resolve_target
-from webhook_load.figures import WebhookFigures, latency_figures, timings_of
+from webhook_load.diagnosis import diagnose
+from webhook_load.figures import ProbeFigures, WebhookFigures, conformance_of, latency_figures, timings_of
 from webhook_load.report import webhook_sections
 from webhook_load.rows import is_bad_signature_row
+
+MISSED_BY_FAR = 0.5
+"""A success rate, or a share of bad signatures refused, under this is a miss by far (POOR)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Preflight:
+    """What preflight found: the bot, and how it answered the signature probe."""
+
+    bot: BotTarget
+    probe: ProbeFigures | None
 
 
 def figures_of(result: RunResult) -> WebhookFigures:
     """The webhook figures of ``result`` (empty ones when it has none)."""
     return result.figures if isinstance(result.figures, WebhookFigures) else WebhookFigures()
+
+
+def statuses_text(statuses: tuple[int, ...]) -> str:
+    """``401 or 403``."""
+    texts = [str(status) for status in statuses]
+    return texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + " or " + texts[-1]
+
+
+def probe(config: SuiteConfig, bot: BotTarget) -> ProbeFigures:
+    """The signature probe of ``bot`` (five requests, outside the load and its figures)."""
+    target = ProbeTarget.from_config(config, bot.host, timeout_s=min(5.0, config.target.request_timeout_s))
+    report = probe_signatures(target, bot.auth_token)
+    return ProbeFigures.model_validate(report.to_dict())
 
 
 class WebhookTest(TestType):
@@ -43,6 +73,7 @@ class WebhookTest(TestType):
     figures_model: ClassVar[type[BaseModel]] = WebhookFigures
 
     def prepare(self, config: SuiteConfig, stack: contextlib.ExitStack, options: RunOptions) -> Prepared:
+        preflight_backlog(config.target.backlog)
         bot = resolve_target(config, stack, options.host, options.state_dir)
         settings = config.webhook
         if config.arrival.rate_per_s is not None:
@@ -60,34 +91,46 @@ class WebhookTest(TestType):
             embedded=bot.embedded,
             demo_bot_mode=config.target.demo_bot_mode if bot.embedded else None,
         )
+        checked = probe(config, bot) if config.target.probe else None
+        warnings = []
+        if checked is not None and not checked.all_as_expected:
+            warnings.append(f"signature probe: {checked.diagnosis}")
         return Prepared(
             target=target,
             locust_host=bot.host,
             env={"TWILIO_AUTH_TOKEN": bot.auth_token},
             timeout_s=timeout_s,
-            context=bot,
+            context=Preflight(bot, checked),
+            warnings=tuple(warnings),
         )
 
     def observe(
         self, config: SuiteConfig, prepared: Prepared, outcome: LocustOutcome, run_id: str
     ) -> Backlog:
-        bot: BotTarget = prepared.context
-        return watch_backlog(
-            bot.health_url, 0 if outcome.interrupted else config.webhook.backlog_drain_timeout_s
-        )
+        preflight: Preflight = prepared.context
+        timeout_s = 0 if outcome.interrupted else config.webhook.backlog_drain_timeout_s
+        bot = preflight.bot
+        return watch_backlog(bot.health_url, timeout_s, config.target.backlog, host=bot.host, pid=bot.pid)
 
     def figures(
         self, config: SuiteConfig, prepared: Prepared, collected: Collected, observed: Any
     ) -> WebhookFigures:
-        latency, arrival = latency_figures(config, collected.data)
+        latency, arrival = latency_figures(config, collected.data, collected.workers)
         backlog = observed if isinstance(observed, Backlog) else Backlog(supported=False)
+        preflight = prepared.context if isinstance(prepared.context, Preflight) else None
         return WebhookFigures(
-            timings=timings_of(collected.data), latency=latency, arrival=arrival, backlog=backlog
+            timings=timings_of(collected.data),
+            latency=latency,
+            arrival=arrival,
+            backlog=backlog,
+            conformance=conformance_of(collected.data, collected.summary.success),
+            probe=preflight.probe if preflight is not None else None,
         )
 
     def checks(self, config: SuiteConfig, result: RunResult) -> list[Check]:
         settings = config.webhook
         summary = result.summary
+        figures = figures_of(result)
         invalid = [row for row in result.endpoints if is_bad_signature_row(row.name)]
         invalid_sent = sum(row.count for row in invalid)
         invalid_rejected = sum(row.rejected for row in invalid)
@@ -125,6 +168,7 @@ class WebhookTest(TestType):
                 "%",
                 "4.3",
                 critical=True,
+                far=MISSED_BY_FAR,
             ),
             Check(
                 "Twilio 15 s timeout never reached (max response time)",
@@ -138,16 +182,29 @@ class WebhookTest(TestType):
         if invalid_sent:
             checks.append(
                 Check(
-                    "invalid signatures answered 403",
+                    f"invalid signatures refused ({statuses_text(config.target.rejection_statuses)})",
                     invalid_rejected / invalid_sent,
                     ">=",
                     1.0,
                     "%",
                     "4.3",
                     critical=True,
+                    far=MISSED_BY_FAR,
                 )
             )
-        backlog = figures_of(result).backlog
+        conformance = figures.conformance
+        if conformance.delivered:
+            checks.append(
+                Check(
+                    "answers Twilio parses as TwiML (no error 12300/12100)",
+                    1 - conformance.nonconforming / conformance.delivered,
+                    ">=",
+                    1.0,
+                    "%",
+                    note="a message answered otherwise still reaches the bot; Twilio logs an error",
+                )
+            )
+        backlog = figures.backlog
         if backlog.supported:
             checks.append(
                 Check(
@@ -174,7 +231,23 @@ class WebhookTest(TestType):
                 "latency still counts from the intended start): raise arrival.max_concurrency for a true "
                 "open model"
             )
+        conformance = figures.conformance
+        if conformance.findings:
+            top = conformance.findings[0]
+            warnings.append(
+                f"{conformance.nonconforming:,} of {conformance.delivered:,} delivered messages got an "
+                f"answer Twilio cannot parse ({top.finding}): Twilio still delivers them; answer text/xml "
+                "<Response/> to ack without a reply"
+            )
+        backlog = figures.backlog
+        if not backlog.supported:
+            warnings.append(backlog.reason or UNKNOWN)
+        if backlog.activity is not None and backlog.activity.busy_after_load:
+            warnings.append(describe_activity(backlog.activity).text)
         return warnings
+
+    def diagnosis(self, config: SuiteConfig, result: RunResult) -> list[str]:
+        return diagnose(config, result, figures_of(result))
 
     def sections(self, result: RunResult) -> list[Section]:
         return webhook_sections(figures_of(result))
@@ -232,4 +305,4 @@ class WebhookTest(TestType):
         )
 
 
-__all__ = ["WebhookTest", "figures_of"]
+__all__ = ["MISSED_BY_FAR", "Preflight", "WebhookTest", "figures_of", "probe", "statuses_text"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from perfsuite.backlog import describe_backlog
 from perfsuite.sections import Line, Section, lines, ms, table
 from webhook_load.figures import Arrival, Latency, Percentiles, WebhookFigures
 
@@ -30,9 +31,9 @@ def timings_section(figures: WebhookFigures) -> Section | None:
     )
 
 
-def _percentile_row(label: str, figures: Percentiles | None) -> list[str]:
+def _percentile_row(label: str, count: int | None, figures: Percentiles | None) -> list[str]:
     values = [None if figures is None else getattr(figures, key) for _, key in PERCENTILE_COLUMNS]
-    return [label, *(ms(value) for value in values)]
+    return [label, "-" if count is None else f"{count:,}", *(ms(value) for value in values)]
 
 
 def _arrival_lines(arrival: Arrival) -> list[str]:
@@ -52,32 +53,40 @@ def _arrival_lines(arrival: Arrival) -> list[str]:
 
 
 def latency_section(latency: Latency, arrival: Arrival | None) -> Section:
-    """Corrected and uncorrected latency, the generator's health, and the trust verdict."""
+    """Latency of every request as the summary shows it, the corrected figures and the measured ones
+    of the same requests (each row names its requests and their number), the generator's health
+    and the trust verdict."""
+    measured = latency.uncorrected
+    count = measured.count if measured is not None else None
+    everything = latency.all_requests
+    total = everything.count if everything is not None else None
     if latency.model == "open":
-        title = (
-            "latency (open model: corrected = from each request's intended start, no coordinated omission)"
-        )
-        second = "uncorrected (from the actual send)"
+        title = "latency (open model: no coordinated omission, every request timed from its intended start)"
+        rows = [
+            _percentile_row("corrected: from the intended start", count, latency.corrected),
+            _percentile_row("uncorrected: from the actual send", count, measured),
+        ]
     elif latency.correction == "hdr-expected-interval":
         title = (
-            f"latency (closed model: corrected with HDR's expected interval "
+            f"latency (closed model; steady stage corrected with HDR's expected interval "
             f"{latency.expected_interval_ms or 0:.1f} ms = mean think time + median response time)"
         )
-        second = "uncorrected (as measured)"
+        rows = [
+            _percentile_row("all requests, as measured (the summary)", total, everything),
+            _percentile_row("steady stage, as measured", count, measured),
+            _percentile_row("steady stage, corrected", count, latency.corrected),
+        ]
     else:
-        title, second = "latency (closed model, no pacing interval: not corrected)", "as measured"
-    rows = [
-        _percentile_row("corrected ms", latency.corrected),
-        _percentile_row(second + " ms", latency.uncorrected),
-    ]
+        title = "latency (closed model, no pacing interval: not corrected)"
+        rows = [_percentile_row("all requests, as measured", count, measured)]
     after: list[str | Line] = [*_arrival_lines(arrival)] if arrival is not None else []
     generator = latency.generator
     if generator.samples:
         after.append(
             f"generator: CPU max {generator.cpu_max_percent or 0:.0f}% "
-            f"(limit {generator.max_cpu_percent:g}%), event-loop lag P99 "
-            f"{generator.loop_lag_p99_ms or 0:.1f} ms (limit {generator.max_lag_ms:g} ms), "
-            f"max {generator.loop_lag_max_ms or 0:.1f} ms, {generator.processes} process(es)"
+            f"(limit on every sample {generator.max_cpu_percent:g}%), event-loop lag P99 "
+            f"{generator.loop_lag_p99_ms or 0:.1f} ms (limit on the P99 {generator.max_lag_ms:g} ms; "
+            f"max {generator.loop_lag_max_ms or 0:.1f} ms, not limited), {generator.processes} process(es)"
         )
     if latency.trustworthy:
         after.append(Line("latency figures: trustworthy (the generator kept up)", "ok"))
@@ -86,31 +95,86 @@ def latency_section(latency: Latency, arrival: Arrival | None) -> Section:
         after += [Line(f"  - {reason}", "bad") for reason in latency.untrustworthy_reasons]
     return Section(
         title,
-        table=table(["", *(name for name, _ in PERCENTILE_COLUMNS)], rows),
+        table=table(["requests (ms)", "count", *(name for name, _ in PERCENTILE_COLUMNS)], rows),
         after=lines(*after),
         key="latency",
     )
 
 
 def backlog_section(figures: WebhookFigures) -> Section:
-    """The bot's queue after the load."""
-    backlog = figures.backlog
-    if not backlog.supported:
-        text = Line("target exposes no queue depth", "warn")
-    elif backlog.drained:
-        text = Line(f"{backlog.depth_at_stop} queued at stop, drained in {backlog.drain_s} s", "ok")
-    else:
-        text = Line(f"{backlog.depth_at_end} still queued {backlog.timeout_s:g} s after the load", "bad")
-    return Section("backlog", lines=(text,), key="backlog")
+    """The bot's queue after the load (and its process's CPU, when watched)."""
+    return Section("backlog", lines=tuple(describe_backlog(figures.backlog)), key="backlog")
+
+
+def conformance_section(figures: WebhookFigures) -> Section | None:
+    """Whether the bot's answers to delivered messages are TwiML Twilio can parse."""
+    conformance = figures.conformance
+    if not conformance.delivered:
+        return None
+    good = conformance.delivered - conformance.nonconforming
+    head = Line(
+        f"{good:,} of {conformance.delivered:,} delivered messages answered with TwiML Twilio can parse",
+        "ok" if not conformance.findings else "warn",
+    )
+    if not conformance.findings:
+        return Section("Twilio conformance", lines=(head,), key="conformance")
+    rows = [[f"{finding.count:,}", finding.name, finding.finding] for finding in conformance.findings[:10]]
+    return Section(
+        "Twilio conformance (delivered all the same; Twilio's debugger logs these)",
+        lines=(head,),
+        table=table(["count", "endpoint", "what Twilio logs"], rows, left=(1, 2)),
+        key="conformance",
+    )
+
+
+def probe_section(figures: WebhookFigures) -> Section | None:
+    """The signature probe run before the load: each case, its answer and verdict."""
+    probe = figures.probe
+    if probe is None:
+        return None
+    rows = [
+        [
+            case.name,
+            f"expects {case.expected}",
+            f"HTTP {case.status}" if case.status else "no answer",
+            ms(case.elapsed_ms),
+            case.verdict,
+            case.error or case.body_excerpt,
+        ]
+        for case in probe.cases
+    ]
+    verdict = (
+        Line(f"all {len(probe.cases)} cases as Twilio's signature scheme expects", "ok")
+        if probe.all_as_expected
+        else Line(f"diagnosis: {probe.diagnosis}", "bad")
+    )
+    return Section(
+        f"signature probe before the load (signed for {probe.public_url}; not counted in the figures)",
+        table=table(
+            ["case", "expected", "answer", "ms", "verdict", "the bot's words"], rows, left=(0, 1, 2, 4, 5)
+        ),
+        after=(verdict,),
+        key="probe",
+    )
 
 
 def webhook_sections(figures: WebhookFigures) -> list[Section]:
     """Every webhook block, in report order."""
-    sections = [timings_section(figures)]
-    if figures.latency is not None:
-        sections.append(latency_section(figures.latency, figures.arrival))
-    sections.append(backlog_section(figures))
+    sections = [
+        probe_section(figures),
+        timings_section(figures),
+        latency_section(figures.latency, figures.arrival) if figures.latency is not None else None,
+        conformance_section(figures),
+        backlog_section(figures),
+    ]
     return [section for section in sections if section is not None]
 
 
-__all__ = ["backlog_section", "latency_section", "timings_section", "webhook_sections"]
+__all__ = [
+    "backlog_section",
+    "conformance_section",
+    "latency_section",
+    "probe_section",
+    "timings_section",
+    "webhook_sections",
+]

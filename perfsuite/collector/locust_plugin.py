@@ -36,14 +36,16 @@ Lifecycle (verified against locust/runners.py):
 
 Request events map to collector records: response_time (ms) -> latency (us); outcome
 ``context["outcome"]`` (success | rejected | backpressure | failure) else failure when an exception
-came with the event; reason ``context["failure_reason"]`` else ``str(exception)``; extra timings from
+came with the event; reason ``context["failure_reason"]`` else ``context["conformance"]`` (a finding
+about a successful request, e.g. a Twilio conformance error: kept as a reason of the *success*
+outcome, which readers treat as a note, never a failure) else ``str(exception)``; extra timings from
 ``context["timings_us"]`` (a mapping metric -> microseconds).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -117,6 +119,9 @@ class PluginSettings:
     close_timeout_s: float
     raw_sample_rate: float
     raw_rows_cap: int
+    describe_test: Callable[[Environment], tuple[str, str]] | None = None
+    """Called at each test's start: its (scenario, redacted config JSON) when they can change
+    between tests (a web UI that picks the scenario); None uses ``scenario``/``config_json``."""
 
 
 class CollectorPlugin:
@@ -229,12 +234,15 @@ class CollectorPlugin:
             logger.error("collector: environment.parsed_options is None, workers cannot learn the run id")
         writer = self._meta_writer = self._open_writer(run_id)
         started_at = datetime.now(UTC)
+        scenario, config_json = self.settings.scenario, self.settings.config_json
+        if self.settings.describe_test is not None:
+            scenario, config_json = self.settings.describe_test(environment)
         fields = run_fields(
             run_id,
             self.settings.test_type,
-            self.settings.scenario,
+            scenario,
             environment.host or "",
-            self.settings.config_json,
+            config_json,
             started_at,
             workers=self._workers,
             locust_version=locust.__version__,
@@ -297,7 +305,7 @@ class CollectorPlugin:
                 else:
                     outcome, reason = "failure", f"invalid context outcome {wanted!r}"
             timings = context.get("timings_us")
-            reason = context.get("failure_reason") or reason
+            reason = context.get("failure_reason") or context.get("conformance") or reason
         if reason is None and exception is not None:
             reason = str(exception) or type(exception).__name__
         writer.record(
@@ -386,6 +394,7 @@ def install(
     close_timeout_s: float = 10.0,
     raw_sample_rate: float = 0.0,
     raw_rows_cap: int = 100_000,
+    describe_test: Callable[[Environment], tuple[str, str]] | None = None,
 ) -> CollectorPlugin:
     """Install the collector on ``environment`` (call from an ``events.init`` listener); idempotent.
 
@@ -415,6 +424,7 @@ def install(
         close_timeout_s=close_timeout_s,
         raw_sample_rate=raw_sample_rate,
         raw_rows_cap=raw_rows_cap,
+        describe_test=describe_test,
     )
     plugin = CollectorPlugin(environment, settings)
     setattr(environment, _PLUGIN_ATTR, plugin)

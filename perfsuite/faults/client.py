@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from perfsuite.faults.errors import ApiError, FaultError
-from perfsuite.faults.redact import redact
+from perfsuite.redact import redact_text as redact
 
 DEFAULT_API_URL = "http://127.0.0.1:8474"
 """Toxiproxy's default API address."""

@@ -33,7 +33,7 @@ from redis.retry import Retry
 
 from perfsuite.faults.client import ToxiproxyClient
 from perfsuite.faults.errors import ApiError, FaultError
-from perfsuite.faults.redact import redact
+from perfsuite.redact import redact_text as redact
 
 logger = logging.getLogger("perfsuite.faults")
 

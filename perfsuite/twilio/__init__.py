@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from perfsuite.twilio.messages import MESSAGE_KINDS, SignatureFault, TrafficGenerator, WebhookMessage
 from perfsuite.twilio.names import MAX_SENDERS, Sender
-from perfsuite.twilio.responses import BACKPRESSURE_STATUSES, TWILIO_TIMEOUT_S, Outcome, classify
+from perfsuite.twilio.responses import (
+    BACKPRESSURE_STATUSES,
+    REJECTION_STATUSES,
+    TWILIO_TIMEOUT_S,
+    Judgement,
+    Outcome,
+    classify,
+    conformance_of,
+)
 from perfsuite.twilio.server_timing import parse_server_timing
 from perfsuite.twilio.signing import (
     API_VERSION,
@@ -26,15 +34,18 @@ __all__ = [
     "IDEMPOTENCY_HEADER",
     "MAX_SENDERS",
     "MESSAGE_KINDS",
+    "REJECTION_STATUSES",
     "SIGNATURE_HEADER",
     "TWILIO_TIMEOUT_S",
     "TWILIO_USER_AGENT",
+    "Judgement",
     "Outcome",
     "Sender",
     "SignatureFault",
     "TrafficGenerator",
     "WebhookMessage",
     "classify",
+    "conformance_of",
     "parse_server_timing",
     "sign",
 ]
