@@ -349,14 +349,15 @@ def build_rows(args: argparse.Namespace, tmp: Path, nginx: Nginx, redis_url: str
     for name, repo in [("", REPO), *args.variant]:
         env = {**base_env, "PYTHONPATH": str(repo), "PERFSUITE_OVERRIDES": json.dumps(closed)}
         suffix, tag = (f" [{name}]", f"@{name}") if name else ("", "")
+        # cwd = the copy itself: `python -m` puts the working directory first on sys.path.
         rows["b" + tag] = Row(
             "b" + tag, "perfsuite closed, collector on" + suffix,
-            locust(Path(repo) / "locustfiles" / "webhook.py"), env,
+            locust(Path(repo) / "locustfiles" / "webhook.py"), env, cwd=Path(repo),
         )  # fmt: skip
         no_collector = tmp / f"no_collector{name}.py"
         no_collector.write_text(NO_COLLECTOR_LOCUSTFILE)
         rows["c" + tag] = Row("c" + tag, "perfsuite closed, collector not installed" + suffix,
-                              locust(no_collector), env)  # fmt: skip
+                              locust(no_collector), env, cwd=Path(repo))  # fmt: skip
     if args.workers == 2:
         rows["a2"] = Row("a2", "bare Locust, --processes 2 (2 cores)",
                          locust(bare, "-u", users, "-r", users, "--processes", "2"), base_env,
@@ -392,6 +393,14 @@ def build_rows(args: argparse.Namespace, tmp: Path, nginx: Nginx, redis_url: str
         "f", "bare Locust paced at 100/s (10 users)", locust(paced, "-u", "10", "-r", "10"), base_env
     )
     return rows
+
+
+def _ladder_of(key: str) -> str | None:
+    """``d`` (or ``d@name``) for the open-model rows of a variant: ``--rows d@before`` selects them all."""
+    if not key.startswith("d"):
+        return None
+    _, at, name = key.partition("@")
+    return "d" + at + name
 
 
 # ------------------------------------------------------------------------------------------ report
@@ -495,7 +504,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=100, help="closed-model users / wrk connections")
     parser.add_argument("--rates", default="100,500,1000,1500,2000,3000,4000",
                         help="open-model ladder, requests/s (empty: skip)")  # fmt: skip
-    parser.add_argument("--rows", default="", help="only these rows, e.g. a,b,c,e (default: all)")
+    parser.add_argument(
+        "--rows", default="", help="only these rows, e.g. a,b,c,e,b@proto,d@proto (default: all)"
+    )
     parser.add_argument("--workers", type=int, choices=(1, 2), default=1, help="2: add --processes 2 rows")
     parser.add_argument("--no-wrk", action="store_true")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=DIR",
@@ -505,6 +516,7 @@ def main() -> None:
     args.variant = [tuple(v.split("=", 1)) for v in args.variant]
     if psutil.cpu_count() < 2:
         raise SystemExit("needs 2 cores (target on one, generator on the other)")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop nginx and Redis on the way out
     # This script only sleeps and polls: keep it off the generator's core.
     os.sched_setaffinity(0, {TARGET_CORE})
     started = time.monotonic()
@@ -517,7 +529,7 @@ def main() -> None:
             rows = build_rows(args, tmp, nginx, redis.url)
             if args.rows:
                 wanted = set(args.rows.split(","))
-                rows = {k: r for k, r in rows.items() if k in wanted or k[0] in wanted}
+                rows = {k: r for k, r in rows.items() if k in wanted or _ladder_of(k) in wanted}
             keys = list(rows)
             results: dict[str, list[tuple[int, Measure]]] = {}
             print(f"nginx {nginx.url}; {len(keys)} rows x {args.rounds} rounds; logs in {tmp}", flush=True)
