@@ -22,7 +22,9 @@ In each round, in turn (the order rotates from round to round):
     floor for the open model's idle cost.
 
 With ``--workers 2``, (a) and (b) also run as ``--processes 2`` on both cores; nginx is then
-unpinned (it shares both cores with the generator).
+unpinned (it shares both cores with the generator). ``--variant NAME=DIR`` adds rows (b), (c) and
+the (d) ladder for a copy of the repository at DIR (e.g. a prototype, or the code before a change),
+keyed ``b@NAME`` etc.; ``--rows`` picks rows by key (``d`` / ``d@NAME``: a whole ladder).
 
 Measuring: each row runs until its load is steady (first requests seen by nginx, then
 ``--warmup-s``), then over ``--window-s``: requests = nginx's own counter (``stub_status``), CPU =
