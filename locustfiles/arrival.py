@@ -3,8 +3,11 @@
 Locust's users are a closed model: a user waits for its response before the next request, so when
 the target stalls the requests that should have been sent meanwhile are never sent, and the stall
 all but vanishes from the statistics (coordinated omission). Here one driver per load-generating
-process issues the arrivals of an :class:`~perfsuite.arrival.ArrivalPlan` at their intended times
-from a bounded pool of greenlets:
+process (:class:`~locustfiles.arrival_driver.ArrivalDriver`, re-exported here) issues the arrivals
+of an :class:`~perfsuite.arrival.ArrivalPlan` at their intended times: one scheduler greenlet
+sleeps until the next intended time and hands the arrivals then due to a bounded pool of sender
+greenlets, made as needed and kept for the whole run (no greenlet per arrival, no periodic
+wake-up: between two arrivals only the requests themselves wake the process):
 
 - an arrival that finds a free slot (of ``max_concurrency``) starts at once; one that finds every
   slot busy waits in a FIFO queue of at most ``max_waiting`` and starts when a slot frees (late);
@@ -28,22 +31,17 @@ A locustfile using this calls :func:`register` at import time, subclasses :class
 from __future__ import annotations
 
 import logging
-import time
-from collections import deque
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import gevent
-import gevent.pool
 from locust import FastHttpUser, LoadTestShape, User, constant, task
 from locust.env import Environment
 from locust.event import Events
 from locust.runners import MasterRunner, WorkerRunner
 
-from perfsuite.arrival import ARRIVAL_MARK, ARRIVAL_START_MARK, DROPS_MARK, ArrivalCounts, ArrivalPlan
+from locustfiles.arrival_driver import ArrivalDriver, ArrivalSettings
+from perfsuite.arrival import ARRIVAL_MARK, ARRIVAL_START_MARK
 from perfsuite.collector import locust_plugin
-from perfsuite.config import SuiteConfig
 
 logger = logging.getLogger(__name__)
 
@@ -51,140 +49,6 @@ SLOTS_OPTION = "perfsuite_arrival_slots"
 """``parsed_options`` attribute: worker client id -> slot, set by the master at test start."""
 DONE_MESSAGE = "perfsuite_arrival_done"
 """Custom message a process sends (to itself when local) when its driver has ended."""
-
-
-@dataclass(frozen=True, slots=True)
-class ArrivalSettings:
-    """What the driver needs: the plan and the pool's bounds."""
-
-    plan: ArrivalPlan
-    max_concurrency: int = 1000
-    """Requests in flight at most (per process)."""
-    max_waiting: int = 10_000
-    """Arrivals waiting for a free slot at most (per process); beyond: dropped."""
-    max_lag_s: float = 0.010
-    """An arrival sent later than this after its intended start counts as late."""
-    drain_timeout_s: float = 20.0
-    """After the last arrival, time left for in-flight and waiting requests to finish."""
-    early_s: float = 0.001
-    """The scheduler wakes up to this much before an arrival's intended time: the event loop's
-    timers fire up to 1 ms late (epoll's millisecond timeouts), which would otherwise add ~0.6 ms
-    to every corrected latency. A request sent before its intended time is measured from its
-    actual send, so waking early never shortens a latency."""
-
-    @classmethod
-    def from_config(cls, config: SuiteConfig) -> ArrivalSettings:
-        """Settings from the ``arrival:`` section (its ``rate_per_s`` must be set)."""
-        arrival = config.arrival
-        return cls(
-            plan=ArrivalPlan.from_config(arrival),
-            max_concurrency=arrival.max_concurrency,
-            max_waiting=arrival.max_waiting,
-            max_lag_s=arrival.max_lag_ms / 1000,
-            drain_timeout_s=config.target.request_timeout_s + 5,
-        )
-
-
-class ArrivalDriver:
-    """Issues arrivals at their intended times from a bounded pool of greenlets (one per process).
-
-    ``send(intended_at)`` performs one request; ``intended_at`` is on ``clock``'s scale
-    (``time.perf_counter``) and the sender measures latency from it, or from its actual send if
-    that came first (see ``ArrivalSettings.early_s``). It runs in a pool greenlet.
-    """
-
-    def __init__(
-        self,
-        offsets: Iterable[float],
-        send: Callable[[float], object],
-        settings: ArrivalSettings,
-        *,
-        mark: Callable[..., None] | None = None,
-        clock: Callable[[], float] = time.perf_counter,
-    ) -> None:
-        self._offsets = offsets
-        self._send = send
-        self.settings = settings
-        self._mark = mark
-        self._clock = clock
-        self._pool = gevent.pool.Pool(settings.max_concurrency)
-        self._waiting: deque[float] = deque()
-        self._drops_unmarked = 0
-        self._last_drop_mark = 0.0
-        self.counts = ArrivalCounts()
-        """Counters so far (final once :meth:`run` returned)."""
-
-    @property
-    def in_flight(self) -> int:
-        """Requests being sent now."""
-        return len(self._pool)
-
-    @property
-    def waiting(self) -> int:
-        """Arrivals waiting for a free slot now."""
-        return len(self._waiting)
-
-    def run(self) -> ArrivalCounts:
-        """Issue every arrival, then wait (at most ``drain_timeout_s``) for the pool to drain."""
-        clock = self._clock
-        counts = self.counts
-        start = clock()
-        try:
-            for offset in self._offsets:
-                intended = start + offset
-                delay = intended - clock() - self.settings.early_s
-                # Behind schedule: still yield, so the requests just admitted can start.
-                gevent.sleep(delay if delay > 0 else 0)
-                counts.scheduled += 1
-                counts.schedule_lag.record(max(0.0, clock() - intended) * 1e6)
-                self._admit(intended)
-            deadline = clock() + self.settings.drain_timeout_s
-            while (self._pool or self._waiting) and clock() < deadline:
-                self._pool.join(timeout=min(0.1, max(0.0, deadline - clock())))
-        finally:
-            counts.unsent += len(self._waiting)
-            self._waiting.clear()
-            counts.abandoned += len(self._pool)
-            self._pool.kill(block=True, timeout=1.0)
-            self._flush_drop_mark(force=True)
-        return counts
-
-    def _admit(self, intended: float) -> None:
-        counts = self.counts
-        if not self._waiting and not self._pool.full():
-            self._pool.spawn(self._serve, intended)
-            counts.max_in_flight = max(counts.max_in_flight, len(self._pool))
-        elif len(self._waiting) < self.settings.max_waiting:
-            self._waiting.append(intended)
-            counts.waited += 1
-            counts.max_waiting = max(counts.max_waiting, len(self._waiting))
-        else:
-            counts.dropped += 1
-            self._drops_unmarked += 1
-            self._flush_drop_mark()
-
-    def _serve(self, intended: float) -> None:
-        # A slot serves arrivals until none waits: the queue is FIFO, oldest intended time first.
-        counts = self.counts
-        while True:
-            counts.sent += 1
-            if self._clock() - intended > self.settings.max_lag_s:
-                counts.late += 1
-            try:
-                self._send(intended)
-            except Exception:
-                counts.errors += 1
-                logger.exception("arrival driver: the sender raised")
-            if not self._waiting:
-                return
-            intended = self._waiting.popleft()
-
-    def _flush_drop_mark(self, force: bool = False) -> None:
-        now = time.time()
-        if self._drops_unmarked and self._mark is not None and (force or now - self._last_drop_mark >= 1.0):
-            self._mark(DROPS_MARK, dropped=self._drops_unmarked)
-            self._drops_unmarked = 0
-            self._last_drop_mark = now
 
 
 @dataclass(slots=True)
