@@ -42,6 +42,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from locustfiles.arrival_driver import ArrivalDriver, ArrivalSettings
 from perfsuite.arrival import ARRIVAL_MARK, ARRIVAL_START_MARK
 from perfsuite.collector import locust_plugin
+from perfsuite.marks import STAGE
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +64,18 @@ class _ProcessState:
     """Master/local: processes whose driver ended."""
 
 
-_state = _ProcessState()
+def state_of(environment: Environment) -> _ProcessState:
+    """This process's arrival state for the current test, kept on Locust's Environment."""
+    state = getattr(environment, "perfsuite_arrival", None)
+    if not isinstance(state, _ProcessState):
+        state = _ProcessState()
+        environment.perfsuite_arrival = state  # type: ignore[attr-defined]
+    return state
 
 
-def current_driver() -> ArrivalDriver | None:
+def current_driver(environment: Environment) -> ArrivalDriver | None:
     """This process's driver while one runs (for gauges: in flight, waiting)."""
-    return _state.driver
+    return state_of(environment).driver
 
 
 def register(events: Events) -> None:
@@ -84,19 +91,18 @@ def _on_init(environment: Environment, **_: Any) -> None:
 
 
 def _on_done(environment: Environment, msg: Any, **_: Any) -> None:
-    _state.done.add(str(getattr(msg, "node_id", None) or "local"))
+    state_of(environment).done.add(str(getattr(msg, "node_id", None) or "local"))
 
 
 def _on_test_start(environment: Environment, **_: Any) -> None:
-    global _state
-    _state = _ProcessState()
+    state = environment.perfsuite_arrival = _ProcessState()  # type: ignore[attr-defined]
     runner = environment.runner
     if isinstance(runner, MasterRunner):
         workers = runner.clients.ready + runner.clients.running + runner.clients.spawning
         ids = sorted((node.id for node in workers), key=runner.get_worker_index)
-        _state.slots = {client_id: slot for slot, client_id in enumerate(ids)}
+        state.slots = {client_id: slot for slot, client_id in enumerate(ids)}
         if environment.parsed_options is not None:  # sent to every worker with its spawn message
-            setattr(environment.parsed_options, SLOTS_OPTION, dict(_state.slots))
+            setattr(environment.parsed_options, SLOTS_OPTION, dict(state.slots))
 
 
 def slot_of(environment: Environment) -> tuple[int, int]:
@@ -115,7 +121,7 @@ def slot_of(environment: Environment) -> tuple[int, int]:
 def expected_processes(runner: Any) -> int:
     """Load-generating processes of the current test: the master's workers, else 1."""
     if isinstance(runner, MasterRunner):
-        return len(_state.slots) or max(runner.worker_count, 1)
+        return len(state_of(runner.environment).slots) or max(runner.worker_count, 1)
     return 1
 
 
@@ -137,7 +143,8 @@ class ArrivalUser(FastHttpUser):
 
     @task
     def drive(self) -> None:
-        if _state.driver is not None or _state.finished or self.settings is None:
+        state = state_of(self.environment)
+        if state.driver is not None or state.finished or self.settings is None:
             return  # one driver per process: this user just idles
         slot, slots = slot_of(self.environment)
         settings = self.settings
@@ -148,7 +155,7 @@ class ArrivalUser(FastHttpUser):
             settings,
             mark=writer.mark if writer is not None else None,
         )
-        _state.driver = driver
+        state.driver = driver
         if writer is not None:
             writer.mark(
                 ARRIVAL_START_MARK, slot=slot, slots=slots, rate_per_s=settings.plan.rate_per_s / slots
@@ -156,7 +163,7 @@ class ArrivalUser(FastHttpUser):
         try:
             driver.run()
         finally:
-            _state.finished = True
+            state.finished = True
             writer = locust_plugin.current_writer(self.environment)
             if writer is not None:
                 writer.mark(ARRIVAL_MARK, slot=slot, slots=slots, **driver.counts.to_fields())
@@ -177,13 +184,14 @@ class ArrivalShape(LoadTestShape):
     def reset_time(self) -> None:
         super().reset_time()
         self.stage = ""
-        _state.done.clear()  # a new test (web UI): the first tick comes before test_start
+        if self.runner is not None:  # a new test (web UI): the first tick comes before test_start
+            state_of(self.runner.environment).done.clear()
 
     def _enter(self, stage: str) -> None:
         self.stage = stage
         writer = locust_plugin.current_writer(self.runner.environment) if self.runner else None
         if writer is not None:
-            writer.mark("stage", name=stage)
+            writer.mark(STAGE, name=stage)
 
     def tick(self) -> tuple[int, float, list[type[User]] | None] | None:
         settings = self.settings
@@ -193,7 +201,7 @@ class ArrivalShape(LoadTestShape):
             self._enter("arrival")
         processes = expected_processes(self.runner)
         over_s = self.get_run_time() - (settings.plan.duration_s + settings.drain_timeout_s + 5)
-        if len(_state.done) >= processes or over_s > 0:
+        if len(state_of(self.runner.environment).done) >= processes or over_s > 0:
             if self.stage != "done":
                 self._enter("done")
             return None

@@ -29,13 +29,13 @@ import psutil
 
 from perfsuite.collector.histogram import LatencyHistogram
 from perfsuite.errors import ConfigError
+from perfsuite.marks import GENERATOR, GENERATOR_SAMPLE
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_MARK = "generator"
-"""Collector mark kind: one process's :class:`GeneratorReport` fields (at test stop)."""
-GENERATOR_SAMPLE_MARK = "generator_sample"
-"""Collector mark kind: one process's CPU, loop lag (and pool gauges), once per sample interval."""
+GENERATOR_MARK = GENERATOR
+GENERATOR_SAMPLE_MARK = GENERATOR_SAMPLE
+"""The mark kinds are declared in :mod:`perfsuite.marks`."""
 
 
 @dataclass(frozen=True, slots=True)
