@@ -276,7 +276,8 @@ def run_row(row: Row, nginx: Nginx, args: argparse.Namespace, log: Path) -> Meas
             print(f"    {row.key}: no result file (see {log})", file=sys.stderr)
             return measure
         result = json.loads(row.result_file.read_text())
-        latency, arrival = result["latency"], result["arrival"] or {}
+        figures = result.get("figures") or result  # perfsuite.result/2 keeps them under figures
+        latency, arrival = figures["latency"], figures.get("arrival") or {}
         measure.trust = bool(latency["trustworthy"])
         measure.reasons = tuple(latency["untrustworthy_reasons"])
         generator = latency.get("generator") or {}
