@@ -264,6 +264,8 @@ def run_row(row: Row, nginx: Nginx, args: argparse.Namespace, log: Path) -> Meas
         cpu1, n1, t1 = _generator_cpu(process.pid), nginx.requests(), time.monotonic()
         cpu_s = sum(value - cpu0.get(pid, 0.0) for pid, value in cpu1.items())
         measure = Measure(requests=n1 - n0, cpu_s=cpu_s, elapsed_s=t1 - t0)
+        if process.pid in cpu1:  # with --processes the root process is Locust's master
+            measure.extra["root_cpu_s"] = cpu1[process.pid] - cpu0.get(process.pid, 0.0)
         if row.stop_after_window:
             os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=args.window_s * 3 + 120)
@@ -362,6 +364,13 @@ def build_rows(args: argparse.Namespace, tmp: Path, nginx: Nginx, redis_url: str
         rows["c" + tag] = Row("c" + tag, "perfsuite closed, collector not installed" + suffix,
                               locust(no_collector), env, cwd=Path(repo))  # fmt: skip
     if args.workers == 2:
+        rows["a1w"] = Row("a1w", "bare Locust, master + 1 worker (2 cores)",
+                          locust(bare, "-u", users, "-r", users, "--processes", "1"), base_env,
+                          cores=(0, 1))  # fmt: skip
+        rows["b1w"] = Row("b1w", "perfsuite closed, master + 1 worker (2 cores)",
+                          locust(REPO / "locustfiles" / "webhook.py", "--processes", "1"),
+                          {**base_env, "PYTHONPATH": str(REPO), "PERFSUITE_OVERRIDES": json.dumps(closed)},
+                          cores=(0, 1))  # fmt: skip
         rows["a2"] = Row("a2", "bare Locust, --processes 2 (2 cores)",
                          locust(bare, "-u", users, "-r", users, "--processes", "2"), base_env,
                          cores=(0, 1))  # fmt: skip
@@ -445,6 +454,7 @@ def report(
             f"{_median_span(ratios, lambda v: f'{v:.2f}'):>20}"
             f"{_median_span(efficiency, lambda v: f'{v:.2f}'):>22}"
         )
+    distributed(results)
     open_keys = [k for k in rows if k.startswith("d")]
     if not open_keys:
         return
@@ -491,6 +501,40 @@ def report(
             f"({highest_all / bare_per_core:.2f} of bare Locust's requests/s per core); "
             f"in most rounds: {highest_majority:,.0f}/s "
             f"({highest_majority / bare_per_core:.2f})"
+        )
+
+
+def distributed(results: dict[str, list[tuple[int, Measure]]]) -> None:
+    """Master + 1 and + 2 workers: requests/s and the master's CPU per 1,000 requests/s, perfsuite
+    against bare Locust with the same worker count (per round, then the median)."""
+    pairs = [("1 worker", "a1w", "b1w"), ("2 workers", "a2", "b2")]
+    if not any(results.get(b) for _, _, b in pairs):
+        return
+    print(
+        "\ndistributed (master + N workers on 2 cores, nginx unpinned): perfsuite against bare Locust "
+        "with the same worker count"
+    )
+    header = f"{'workers':<10}{'bare req/s':>14}{'perfsuite req/s':>18}{'ratio':>8}"
+    header += f"{'bare master CPU % per 1k req/s':>33}{'perfsuite master':>18}{'ratio':>8}"
+    print(header)
+    print("-" * len(header))
+    for label, bare_key, ours_key in pairs:
+        bare = dict(results.get(bare_key, []))
+        ours = dict(results.get(ours_key, []))
+        rounds = sorted(set(bare) & set(ours))
+        if not rounds:
+            continue
+
+        def master_per_k(m: Measure) -> float:
+            return 100 * m.extra.get("root_cpu_s", float("nan")) / m.elapsed_s / (m.rps / 1000)
+
+        print(
+            f"{label:<10}{statistics.median(bare[r].rps for r in rounds):>14,.0f}"
+            f"{statistics.median(ours[r].rps for r in rounds):>18,.0f}"
+            f"{statistics.median(ours[r].rps / bare[r].rps for r in rounds):>8.2f}"
+            f"{statistics.median(master_per_k(bare[r]) for r in rounds):>33.2f}"
+            f"{statistics.median(master_per_k(ours[r]) for r in rounds):>18.2f}"
+            f"{statistics.median(master_per_k(ours[r]) / master_per_k(bare[r]) for r in rounds):>8.2f}"
         )
 
 
