@@ -37,10 +37,13 @@ def test_compose_file_is_valid_by_the_compose_specification() -> None:
 
 
 def test_compose_services_cover_the_distributed_setup() -> None:
-    """Collector Redis, the bot and its Redis, a master with the web UI, scalable workers; no
-    secret is written into the file (the token comes from the environment)."""
+    """Collector Redis, the bot and its Redis behind the fault proxy, a master with the web UI, scalable
+    workers; no secret is written into the file (the token comes from the environment)."""
     services = compose()["services"]
-    assert {"collector-redis", "bot-redis", "demo-bot", "locust-master", "locust-worker"} <= set(services)
+    wanted = {"collector-redis", "bot-redis", "chaos-proxy", "demo-bot", "locust-master", "locust-worker"}
+    assert wanted <= set(services)
+    assert "chaos-proxy:26379" in services["demo-bot"]["environment"]["DEMO_BOT_REDIS_URL"]
+    assert "perfsuite.faults" in services["chaos-proxy"]["command"]
     assert "8089:8089" in services["locust-master"]["ports"]
     assert "--worker" in services["locust-worker"]["command"]
     text = (REPO / "docker-compose.yml").read_text()
@@ -93,6 +96,7 @@ def test_compose_command_lines_run_two_web_ui_tests_distributed(redis_url: str, 
     master_port, web_port = free_port(), free_port()
     replacements = {
         "/app/": str(REPO) + "/",
+        "${LOCUSTFILE:-webhook.py}": "webhook.py",
         "${TARGET_HOST:-http://demo-bot:8000}": bot.url,
         "locust-master": "127.0.0.1",
         "5557": str(master_port),
