@@ -12,20 +12,26 @@ configuration from the environment, so a worker on another machine agrees with i
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sys
+import time
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import gevent
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
+from perfsuite import workers
 from perfsuite.collector import locust_plugin
 from perfsuite.config import SuiteConfig, load_config
 from perfsuite.errors import EXIT_USAGE, ConfigError
 
 DEFAULT_COLLECTOR_URL = "redis://127.0.0.1:6379/0"
+
+logger = logging.getLogger(__name__)
 
 
 def config_from_environment() -> SuiteConfig:
@@ -65,9 +71,118 @@ def stop_cleanly_on_sigterm(environment: Environment) -> None:
     gevent.signal_handler(signal.SIGTERM, lambda: gevent.kill(main, KeyboardInterrupt))
 
 
-def install_collector(environment: Environment, config: SuiteConfig, test_type: str) -> None:
-    """Attach the Redis collector to this Locust process (every role: local, master, worker)."""
+WEB_UI_OPTIONS: dict[str, tuple[str, str]] = {
+    "perfsuite_users": ("webhook.concurrent_users", "users of the seed profile"),
+    "perfsuite_requests_per_user": ("webhook.requests_per_user", "messages each user sends"),
+    "perfsuite_burst_intensity": (
+        "webhook.burst_intensity",
+        "messages fired at once after the ramp (0: no burst)",
+    ),
+    "perfsuite_invalid_signature_rate": ("traffic.invalid_signature_rate", "share of bad signatures (0-1)"),
+    "perfsuite_duplicate_rate": ("traffic.duplicate_rate", "share of Twilio retries (0-1)"),
+    "perfsuite_message_mix": ("traffic.message_mix", "message mix, e.g. text=50,document=15,image=10"),
+}
+"""The web UI's perfsuite options (option dest -> configuration key path, help): empty keeps the
+scenario's value."""
+
+
+def add_web_ui_arguments(parser: Any, config: SuiteConfig) -> None:
+    """The scenario and its main settings as fields of Locust's web UI (custom arguments), so a test
+    started in the browser uses them; empty fields keep the chosen scenario's values."""
+    names = sorted({*config.scenarios, "default"})
+    parser.add_argument(
+        "--perfsuite-scenario",
+        dest="perfsuite_scenario",
+        default=config.scenario,
+        choices=names,
+        include_in_web_ui=True,
+        help="perfsuite scenario (scenarios.yaml)",
+    )
+    for dest, (key, text) in WEB_UI_OPTIONS.items():
+        parser.add_argument(
+            "--" + dest.replace("_", "-"),
+            dest=dest,
+            default="",
+            include_in_web_ui=True,
+            help=f"perfsuite: {text} ({key}; empty: the scenario's)",
+        )
+
+
+def _option_value(key: str, text: str) -> Any:
+    if key == "traffic.message_mix":
+        mix: dict[str, float] = {}
+        for part in text.replace(";", ",").split(","):
+            kind, _, weight = part.partition("=")
+            if kind.strip():
+                mix[kind.strip()] = float(weight or 1)
+        return mix
+    number = float(text)
+    return int(number) if number.is_integer() and not key.startswith("traffic.") else number
+
+
+def per_test_config(environment: Environment, config: SuiteConfig) -> SuiteConfig:
+    """The configuration of the test now running: ``config`` (the environment's), with the scenario
+    and settings chosen in the web UI when there are any. Built once per distinct choice; a bad
+    value is logged and the field ignored (the web UI has no place to show errors)."""
+    options = environment.parsed_options
+    scenario = getattr(options, "perfsuite_scenario", None) or config.scenario
+    chosen = {dest: str(getattr(options, dest, "") or "").strip() for dest in WEB_UI_OPTIONS}
+    key = (scenario, tuple(sorted(chosen.items())))
+    cache = getattr(environment, "perfsuite_configs", None)
+    if cache is None:
+        cache = {}
+        environment.perfsuite_configs = cache  # type: ignore[attr-defined]
+    if key in cache:
+        return cache[key]
+    if scenario == config.scenario and not any(chosen.values()):
+        cache[key] = config
+        return config
+    overrides = dict(config.overrides)
+    for dest, text in chosen.items():
+        if not text:
+            continue
+        path = WEB_UI_OPTIONS[dest][0]
+        try:
+            overrides[path] = _option_value(path, text)
+        except ValueError:
+            logger.error("perfsuite: web UI field %s: %r is not a valid value; ignored", path, text)
+    if overrides.get("webhook.burst_intensity") == 0:
+        overrides.pop("webhook.burst_intensity")
+        overrides["webhook.enable_burst_testing"] = False
+    try:
+        built = load_config(config.source if config.source != "<defaults>" else None, scenario, overrides)
+    except ConfigError as exc:
+        logger.error("perfsuite: the web UI's settings are not valid (%s); the scenario's are used", exc)
+        built = config
+    cache[key] = built
+    return built
+
+
+def add_arguments(parser: Any) -> None:
+    """The suite's own Locust options (the collector's, the workers' heartbeat limits); call it from
+    the locustfile's ``init_command_line_parser`` listener."""
+    locust_plugin.add_arguments(parser)
+    workers.add_arguments(parser)
+
+
+def install_collector(
+    environment: Environment,
+    config: SuiteConfig,
+    test_type: str,
+    per_test: Callable[[Environment], SuiteConfig] | None = None,
+) -> None:
+    """Attach the Redis collector to this Locust process (every role: local, master, worker), and the
+    worker-health listeners after it (a worker's first health mark needs its writer): on a master,
+    joins, losses and heartbeat gaps; on a worker or a local process, its CPU and event-loop lag,
+    the generator's own saturation (``perfsuite.saturation``) that decides whether latency is
+    trustworthy. ``per_test`` gives the configuration of the test now running when the web UI can
+    change it between tests (its scenario and snapshot are then stored with each run)."""
     stop_cleanly_on_sigterm(environment)
+
+    def describe(env: Environment) -> tuple[str, str]:
+        current = per_test(env) if per_test is not None else config
+        return current.scenario, current.snapshot_json()
+
     locust_plugin.install(
         environment,
         redis_url=config.collector_redis_url or DEFAULT_COLLECTOR_URL,
@@ -79,7 +194,66 @@ def install_collector(environment: Environment, config: SuiteConfig, test_type: 
         test_type=test_type,
         scenario=config.scenario,
         config_json=config.snapshot_json(),
+        describe_test=describe,
+    )
+    workers.install_worker_health(
+        environment,
+        lambda: locust_plugin.current_writer(environment),
+        max_cpu_percent=config.arrival.max_cpu_percent,
+    )
+    environment.events.test_stop.add_listener(
+        lambda environment, **_: _grade_in_the_background(
+            environment, per_test(environment) if per_test is not None else config, test_type
+        )
     )
 
 
-__all__ = ["DEFAULT_COLLECTOR_URL", "config_from_environment", "install_collector", "stop_cleanly_on_sigterm"]
+GRADE_WAIT_S = 30.0
+"""How long a web UI test's grading waits for every worker's last flush."""
+
+
+def _grade_in_the_background(environment: Environment, config: SuiteConfig, test_type: str) -> None:
+    """A test started and stopped in the web UI is graded and stored like a headless one (``perfsuite
+    runs list`` shows it with its grade); headless runs are graded by ``perfsuite run`` itself."""
+    options = environment.parsed_options
+    if isinstance(environment.runner, WorkerRunner) or options is None or getattr(options, "headless", True):
+        return
+    run_id = locust_plugin.current_run_id(environment)
+    if run_id is not None:
+        gevent.spawn(_grade_recorded_run, config, test_type, run_id)
+
+
+def _grade_recorded_run(config: SuiteConfig, test_type: str, run_id: str) -> None:
+    from perfsuite import registry
+    from perfsuite.collect import Collected
+    from perfsuite.collector import CollectorReader
+    from perfsuite.history import RunHistory
+    from perfsuite.jobs import grade_recorded
+
+    url = config.collector_redis_url or DEFAULT_COLLECTOR_URL
+    try:
+        reader = CollectorReader(url, key_prefix=config.redis.key_prefix)
+        deadline = time.monotonic() + GRADE_WAIT_S
+        data = reader.load(run_id)
+        while not (data.complete and data.matches_locust is not False) and time.monotonic() < deadline:
+            gevent.sleep(0.5)
+            data = reader.load(run_id)
+        limits = config.arrival
+        collected = Collected.of(data, limits.max_cpu_percent, limits.max_lag_ms)
+        result = grade_recorded(registry.get(test_type), config, collected)
+        RunHistory(url, config.redis.key_prefix).store(result)
+        logger.info("perfsuite: web UI run %s graded %s and stored", run_id, result.grade.value)
+    except Exception as exc:  # grading must never take the web UI down
+        logger.warning("perfsuite: web UI run %s could not be graded: %s", run_id, exc)
+
+
+__all__ = [
+    "DEFAULT_COLLECTOR_URL",
+    "WEB_UI_OPTIONS",
+    "add_arguments",
+    "add_web_ui_arguments",
+    "config_from_environment",
+    "install_collector",
+    "per_test_config",
+    "stop_cleanly_on_sigterm",
+]

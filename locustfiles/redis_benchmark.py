@@ -26,8 +26,7 @@ from typing import Any
 from locust import events
 from locust.env import Environment
 
-from locustfiles.common import config_from_environment, install_collector
-from perfsuite.collector import locust_plugin
+from locustfiles.common import add_arguments, config_from_environment, install_collector
 from redis_bench.user import RedisBenchShape, RedisUser, configure, on_test_start, on_test_stop
 
 CONFIG = config_from_environment()
@@ -40,7 +39,7 @@ __all__ = ["RedisBenchShape", "RedisUser"]
 
 @events.init_command_line_parser.add_listener
 def _add_arguments(parser: Any) -> None:
-    locust_plugin.add_arguments(parser)
+    add_arguments(parser)
 
 
 # Registered at import, before the collector installs its own listeners in ``init``: the final

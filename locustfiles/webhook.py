@@ -17,9 +17,9 @@ metric and the start delay to ``start_lag``. Each arrival comes from a pool of s
 one sender writes about once every ``SENDER_GAP_S`` seconds (a per-user rate limit is not what is
 being measured).
 
-Every process (both modes) runs a :class:`~perfsuite.saturation.SaturationMonitor`: a
-``generator_sample`` mark per second (CPU, event-loop lag, requests in flight and waiting) and a
-``generator`` mark with its totals at test stop.
+Every process that sends load samples its own CPU and event-loop lag (``perfsuite.workers``,
+installed with the collector): ``worker_health`` marks each second and with its totals at test stop,
+which decide whether the run's latency can be trusted.
 
 Runs plainly too: ``TWILIO_AUTH_TOKEN=... locust -f locustfiles/webhook.py --host http://127.0.0.1:8000``
 (arrival-rate mode: add ``PERFSUITE_OVERRIDES='{"arrival.rate_per_s": 200, "arrival.duration_s": 20}'``).
@@ -35,18 +35,24 @@ from dataclasses import dataclass
 from typing import Any
 
 import gevent
-from locust import FastHttpUser, LoadTestShape, User, between, constant, events, task
+from locust import FastHttpUser, LoadTestShape, User, constant, events, task
 from locust.env import Environment
-from locust.runners import STATE_INIT, MasterRunner
+from locust.runners import STATE_INIT
 
 from locustfiles import arrival
 from locustfiles.arrival import ArrivalSettings, ArrivalShape, ArrivalUser
-from locustfiles.common import config_from_environment, install_collector
+from locustfiles.common import (
+    add_arguments,
+    add_web_ui_arguments,
+    config_from_environment,
+    install_collector,
+    per_test_config,
+)
 from locustfiles.sending import SendSettings, send_message
 from perfsuite.collector import locust_plugin
+from perfsuite.config import SuiteConfig
 from perfsuite.errors import EXIT_USAGE
-from perfsuite.marks import GENERATOR, GENERATOR_SAMPLE, STAGE, Stage
-from perfsuite.saturation import GeneratorSample, SaturationMonitor
+from perfsuite.marks import STAGE, Stage
 from perfsuite.twilio import Sender, TrafficGenerator
 
 CONFIG = config_from_environment()
@@ -68,8 +74,8 @@ class WebhookState:
 
     generator: TrafficGenerator | None = None
     """Signed messages for the current test (rebuilt per test: the web UI may change the host)."""
-    monitor: SaturationMonitor | None = None
-    """This process's generator-saturation monitor while a test runs."""
+    send: SendSettings = SEND
+    """How the current test's messages are sent and judged."""
 
 
 def state_of(environment: Environment) -> WebhookState:
@@ -79,6 +85,18 @@ def state_of(environment: Environment) -> WebhookState:
         state = WebhookState()
         environment.perfsuite_webhook = state  # type: ignore[attr-defined]
     return state
+
+
+def config_of(environment: Environment) -> SuiteConfig:
+    """The configuration of the test now running (the web UI may choose another scenario and
+    settings for each test)."""
+    return per_test_config(environment, CONFIG)
+
+
+def send_settings_of(environment: Environment) -> SendSettings:
+    """How this test's messages are sent and judged."""
+    config = config_of(environment)
+    return SEND if config is CONFIG else SendSettings.from_config(config)
 
 
 def generator_of(environment: Environment) -> TrafficGenerator:
@@ -93,7 +111,8 @@ arrival.register(events)  # at import time: before the collector's listeners (in
 
 @events.init_command_line_parser.add_listener
 def _add_arguments(parser: Any) -> None:
-    locust_plugin.add_arguments(parser)
+    add_arguments(parser)
+    add_web_ui_arguments(parser, CONFIG)
 
 
 @events.init.add_listener
@@ -105,64 +124,24 @@ def _on_init(environment: Environment, **_: Any) -> None:
             file=sys.stderr,
         )
         raise SystemExit(EXIT_USAGE)
-    install_collector(environment, CONFIG, test_type="webhook")
-
-
-def _sample_mark(environment: Environment) -> Any:
-    def on_sample(sample: GeneratorSample) -> None:
-        writer = locust_plugin.current_writer(environment)
-        if writer is None:
-            return
-        driver = arrival.current_driver()
-        writer.mark(
-            GENERATOR_SAMPLE,
-            at_s=sample.at_s,
-            cpu_percent=round(sample.cpu_percent, 1),
-            loop_lag_max_ms=round(sample.loop_lag_max_ms, 2),
-            in_flight=driver.in_flight if driver is not None else None,
-            waiting=driver.waiting if driver is not None else None,
-        )
-
-    return on_sample
-
-
-@events.test_start.add_listener
-def _start_monitor(environment: Environment, **_: Any) -> None:
-    if isinstance(environment.runner, MasterRunner):
-        return  # the master sends no requests: its CPU does not touch latency
-    state = state_of(environment)
-    if state.monitor is not None:
-        state.monitor.stop()
-    state.monitor = SaturationMonitor(
-        max_cpu_percent=CONFIG.arrival.max_cpu_percent, on_sample=_sample_mark(environment)
-    )
-    state.monitor.start()
-
-
-@events.test_stop.add_listener  # registered at import: runs before the collector closes its writer
-def _stop_monitor(environment: Environment, **_: Any) -> None:
-    state = state_of(environment)
-    if state.monitor is None:
-        return
-    report = state.monitor.stop()
-    state.monitor = None
-    writer = locust_plugin.current_writer(environment)
-    if writer is not None:
-        writer.mark(GENERATOR, max_cpu_percent=CONFIG.arrival.max_cpu_percent, **report.to_fields())
+    install_collector(environment, CONFIG, test_type="webhook", per_test=config_of)
 
 
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **_: Any) -> None:
     # Built per test: the web UI may change the host between tests, and the signature covers it.
-    host = environment.host or CONFIG.target.host or ""
-    state_of(environment).generator = TrafficGenerator(
-        account_sid=CONFIG.target.account_sid,
-        bot_number=CONFIG.target.bot_number,
-        public_url=CONFIG.public_url(host),
-        auth_token=CONFIG.auth_token or "",
-        mix=CONFIG.traffic.message_mix,
-        invalid_signature_rate=CONFIG.traffic.invalid_signature_rate,
-        duplicate_rate=CONFIG.traffic.duplicate_rate,
+    config = config_of(environment)
+    host = environment.host or config.target.host or ""
+    state = state_of(environment)
+    state.send = send_settings_of(environment)
+    state.generator = TrafficGenerator(
+        account_sid=config.target.account_sid,
+        bot_number=config.target.bot_number,
+        public_url=config.public_url(host),
+        auth_token=config.auth_token or "",
+        mix=config.traffic.message_mix,
+        invalid_signature_rate=config.traffic.invalid_signature_rate,
+        duplicate_rate=config.traffic.duplicate_rate,
         rng=random.Random(),
     )
 
@@ -171,23 +150,29 @@ class WhatsAppUser(FastHttpUser):
     """One WhatsApp user: a stable sender sending ``requests_per_user`` messages, then idle."""
 
     host = CONFIG.target.host
-    wait_time = between(*CONFIG.webhook.think_time_s)
     network_timeout = CONFIG.target.request_timeout_s
     connection_timeout = min(5.0, CONFIG.target.request_timeout_s)
 
+    def wait_time(self) -> float:
+        """A pause between one user's messages (``webhook.think_time_s`` of this test)."""
+        low, high = self.settings.think_time_s
+        return random.uniform(low, high)
+
     def on_start(self) -> None:
+        self.settings = config_of(self.environment).webhook
         self.generator = generator_of(self.environment)
+        self.send_settings = state_of(self.environment).send
         self.sender = self.generator.new_sender()
         self.sent = 0
         """Messages this user has sent (it stops at ``webhook.requests_per_user``)."""
 
     @task
     def send(self) -> None:
-        if CONFIG.webhook.run_time_s is None and self.sent >= CONFIG.webhook.requests_per_user:
+        if self.settings.run_time_s is None and self.sent >= self.settings.requests_per_user:
             gevent.sleep(0.5)  # quota done: wait for the shape to move on
             return
         self.sent += 1
-        send_message(self, self.generator.next_message(self.sender), SEND)
+        send_message(self, self.generator.next_message(self.sender), self.send_settings)
 
 
 class BurstUser(FastHttpUser):
@@ -201,6 +186,7 @@ class BurstUser(FastHttpUser):
 
     def on_start(self) -> None:
         self.generator = generator_of(self.environment)
+        self.send_settings = state_of(self.environment).send
         self.sender = self.generator.new_sender()
         self.fired = False
 
@@ -210,7 +196,7 @@ class BurstUser(FastHttpUser):
             gevent.sleep(0.5)
             return
         self.fired = True
-        send_message(self, self.generator.next_message(self.sender), SEND)
+        send_message(self, self.generator.next_message(self.sender), self.send_settings)
 
 
 class SeedWebhookProfile(LoadTestShape):
@@ -248,22 +234,26 @@ class SeedWebhookProfile(LoadTestShape):
         self.unmarked.clear()
 
     @property
+    def _config(self) -> SuiteConfig:
+        return config_of(self.runner.environment) if self.runner is not None else CONFIG
+
+    @property
     def _quota(self) -> int:
         """Messages of the steady stage in the seed's profile (0 when it is bounded by time)."""
-        settings = CONFIG.webhook
+        settings = self._config.webhook
         return (
             0 if settings.run_time_s is not None else settings.concurrent_users * settings.requests_per_user
         )
 
     def _load_done(self, sent: int, run_time_s: float) -> bool:
         """The steady stage is over: every user sent its quota, or ``webhook.run_time_s`` passed."""
-        run_time_limit = CONFIG.webhook.run_time_s
+        run_time_limit = self._config.webhook.run_time_s
         if run_time_limit is not None:
             return run_time_s >= run_time_limit
         return sent >= self._quota
 
     def tick(self) -> tuple[int, float, list[type[User]] | None] | None:
-        settings = CONFIG.webhook
+        settings = self._config.webhook
         run_time_s = self.get_run_time()
         if getattr(self, "unmarked", None):
             self._write_marks()
@@ -285,7 +275,7 @@ class SeedWebhookProfile(LoadTestShape):
             self.burst_from = max(sent, self._quota)
             self._enter(Stage.BURST)
         if self.stage == Stage.BURST:
-            burst_timeout_s = CONFIG.target.request_timeout_s + 10
+            burst_timeout_s = self._config.target.request_timeout_s + 10
             if (
                 sent < self.burst_from + settings.burst_intensity
                 and run_time_s - self.burst_started_s < burst_timeout_s
@@ -323,7 +313,9 @@ class WebhookArrivalUser(ArrivalUser):
         else:
             sender = self.senders[self.next_sender]
             self.next_sender = (self.next_sender + 1) % self.sender_count
-        send_message(self, generator.next_message(sender), SEND, intended_at=intended_at)
+        send_message(
+            self, generator.next_message(sender), state_of(self.environment).send, intended_at=intended_at
+        )
 
 
 class WebhookArrivalShape(ArrivalShape):

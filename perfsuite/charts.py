@@ -60,6 +60,11 @@ def chart_run(
         errors_per_s=[
             round(float(c - g) / window, 3) for c, g in zip(samples.count, samples.good, strict=True)
         ],
+        unjudged_errors_per_s=(
+            None
+            if samples.unjudged_bad is None
+            else [round(float(b) / window, 3) for b in samples.unjudged_bad]
+        ),
         stages=stages,
         faults=faults,
         group=group,

@@ -7,6 +7,8 @@ Verbs:
   perfsuite runs list [--limit N] [--test-type T] [--format text|json]
   perfsuite compare BASELINE CURRENT [--format text|json|html|junit] [--output-file F]
   perfsuite report RUN [--format text|json|html|junit] [--output-file F]
+  perfsuite worker --master HOST [--master-port P] [--test-type T]
+  perfsuite web [--test-type T] [--host URL] [--master] [--web-port P]
   perfsuite probe --host URL [--path P] [--public-url U]
   perfsuite chaos-proxy [--listen HOST:PORT] [--proxy NAME=LISTEN=UPSTREAM]... [--config FILE]
 
@@ -17,7 +19,9 @@ redis and capacity (each when this build has it) and then that comparison.
 
 Exit codes: 0 EXCELLENT/GOOD, 1 FAIR, 2 POOR (run, compare), 130 interrupted (partial results
 still written), 64 bad command line or configuration, 69 a required service unreachable at
-preflight. ``runs list`` and ``report`` exit 0 when they printed or wrote what was asked.
+preflight, 75 the collector's Redis was lost during the run (the report, grade included, is printed
+from what the writers kept, with the loss in numbers; no verdict: rerun) or stopped answering
+during a command. ``runs list`` and ``report`` exit 0 when they printed or wrote what was asked.
 """
 
 from __future__ import annotations
@@ -26,17 +30,19 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+import redis
 from pydantic import SecretStr
 
 from perfsuite import registry
 from perfsuite.config import SuiteConfig, load_config, parse_duration
-from perfsuite.errors import EXIT_INTERRUPTED, EXIT_USAGE, ConfigError, PerfsuiteError
+from perfsuite.errors import EXIT_INTERRUPTED, EXIT_TEMPFAIL, EXIT_USAGE, ConfigError, PerfsuiteError
 from perfsuite.history import RunHistory, with_series
 from perfsuite.jobs import RunOptions, TestType, run_job
 from perfsuite.result import RunResult, RunStatus, check_writable, write_json, write_text
@@ -196,6 +202,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="capacity: stop the run at the first live alert this severe (capacity.abort_on)",
     )
+    run.add_argument(
+        "--remote-workers",
+        type=_number("--remote-workers", int, 0),
+        default=0,
+        help="also wait for this many workers joining from other hosts (`perfsuite worker --master HOST`)",
+    )
+    run.add_argument(
+        "--master-bind-host",
+        default=None,
+        help="address the master listens on for workers (default 127.0.0.1; with --remote-workers: *)",
+    )
+    run.add_argument(
+        "--master-port",
+        type=_number("--master-port", int, 1),
+        default=None,
+        help="the master's port for workers (default: a free one; with --remote-workers: 5557)",
+    )
     run.add_argument("--run-id", default=None, help="run id to store the run under (default: a new one)")
     run.add_argument(
         "--baseline-run",
@@ -234,6 +257,23 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run", metavar="RUN", help="run id, 'latest', or a result JSON file")
     _add_config_flags(report)
     _add_output_flags(report)
+
+    worker = verbs.add_parser(
+        "worker", help="a Locust worker joining a master on another host (what docker-compose's workers run)"
+    )
+    worker.add_argument("--master", required=True, metavar="HOST", help="the master's host name or address")
+    worker.add_argument("--master-port", type=_number("--master-port", int, 1), default=5557)
+    worker.add_argument("--test-type", choices=installed, default="webhook", help="the master's test type")
+    _add_config_flags(worker)
+    web = verbs.add_parser("web", help="Locust's web UI with the suite's locustfile of a test type")
+    web.add_argument("--test-type", choices=installed, default="webhook", help="test type (default: webhook)")
+    web.add_argument("--host", default=None, help="target base URL shown in the web UI")
+    web.add_argument("--web-host", default="127.0.0.1", help="address of the web UI (default: 127.0.0.1)")
+    web.add_argument("--web-port", type=_number("--web-port", int, 1), default=8089)
+    web.add_argument("--master", action="store_true", help="be a master for workers (`perfsuite worker`)")
+    web.add_argument("--master-bind-host", default="*", help="with --master: where workers connect")
+    web.add_argument("--master-port", type=_number("--master-port", int, 1), default=5557)
+    _add_config_flags(web)
 
     from perfsuite import probe
     from perfsuite.faults import api as chaos_api
@@ -304,16 +344,23 @@ def _write_outputs(result: RunResult, args: argparse.Namespace, comparison: Comp
         print(f"JUnit XML written to {args.junit_file}")
 
 
-def _storer(history: RunHistory) -> Callable[[RunResult, RunData | None], RunResult]:
+def _storer(history: RunHistory, spill_dir: Path) -> Callable[[RunResult, RunData | None], RunResult]:
     """Keep each result with its run and return it with its intervals and marks; a run the
-    collector never created only gets a warning."""
+    collector never created only gets a warning, and so does a collector's Redis that does not
+    answer (the result waits in ``spill_dir``)."""
 
     def store(result: RunResult, data: RunData | None) -> RunResult:
+        warning = None
         try:
-            history.store(result)
+            if not history.store(result, spill_dir):
+                warning = (
+                    f"the collector's Redis does not answer: the result waits in {spill_dir} and is stored "
+                    "with the run when it answers (the next perfsuite command writes it)"
+                )
         except PerfsuiteError as exc:
             warning = f"result not stored with the run (run history will lack it): {exc}"
-            return result.model_copy(update={"warnings": (*result.warnings, warning)})
+        if warning is not None:
+            result = result.model_copy(update={"warnings": (*result.warnings, warning)})
         return with_series(result, data, history.max_intervals) if data is not None else result
 
     return store
@@ -348,7 +395,16 @@ def _run(args: argparse.Namespace) -> int:
     request = BaselineRequest(baseline_run=args.baseline_run, baseline_file=args.baseline_file)
     with contextlib.ExitStack() as stack:
         config, history, url = _open_history(config, stack)
-        options = RunOptions(host=args.host, workers=args.workers, verbose=args.verbose, run_id=args.run_id)
+        remote = args.remote_workers
+        options = RunOptions(
+            host=args.host,
+            workers=args.workers,
+            remote_workers=remote,
+            master_bind_host=args.master_bind_host or ("*" if remote else "127.0.0.1"),
+            master_port=args.master_port or (5557 if remote else None),
+            verbose=args.verbose,
+            run_id=args.run_id,
+        )
         if args.test_type == "baseline":
             comparison = run_baseline(history, config.baseline, request)
             result = comparison_result(comparison, config.snapshot())
@@ -357,7 +413,8 @@ def _run(args: argparse.Namespace) -> int:
             return result.exit_code
         if args.test_type == "all":
             return _run_all(config, options, history, url, request, args)
-        result = run_job(registry.get(args.test_type), config, options, url, store=_storer(history))
+        store = _storer(history, config.collector.spill_dir)
+        result = run_job(registry.get(args.test_type), config, options, url, store=store)
         print(render(result))
         _write_outputs(result, args)
         return result.exit_code
@@ -388,7 +445,9 @@ def _run_all(
     test_types: list[TestType] = registry.test_types()
     for test_type in test_types:
         try:
-            part = run_job(test_type, config, options, url, store=_storer(history))
+            part = run_job(
+                test_type, config, options, url, store=_storer(history, config.collector.spill_dir)
+            )
         except KeyboardInterrupt:
             if not parts:
                 raise
@@ -516,6 +575,53 @@ def _report(args: argparse.Namespace) -> int:
         return 0
 
 
+def _environment_overrides() -> dict[str, Any]:
+    """PERFSUITE_OVERRIDES (a JSON object of key path -> value), as Locust processes read it."""
+    text = os.environ.get("PERFSUITE_OVERRIDES") or "{}"
+    try:
+        overrides = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"PERFSUITE_OVERRIDES: not valid JSON: {exc}") from None
+    if not isinstance(overrides, dict):
+        raise ConfigError("PERFSUITE_OVERRIDES: must be a JSON object of key path -> value")
+    return overrides
+
+
+def _locust_foreground(args: argparse.Namespace) -> int:
+    """``perfsuite worker`` and ``perfsuite web``: one Locust process with the test type's locustfile
+    and this configuration (passed on in PERFSUITE_* variables, as every perfsuite Locust process)."""
+    from perfsuite.launcher import MASTER_HEARTBEAT_TIMEOUT_S, run_foreground, worker_command
+
+    config = load_config(
+        args.config or os.environ.get("PERFSUITE_CONFIG") or None,  # docker-compose sets these
+        args.scenario or os.environ.get("PERFSUITE_SCENARIO") or None,
+        _environment_overrides(),
+    )
+    test_type = registry.get(args.test_type)
+    env = {"PERFSUITE_MASTER_TIMEOUT_S": str(MASTER_HEARTBEAT_TIMEOUT_S), **config.process_env()}
+    if args.verb == "worker":
+        if not config.collector_redis_url:
+            raise ConfigError(
+                "REDIS_URL: not set; a worker writes every timing to the collector's Redis itself: give it "
+                "the address the master's collector uses (reachable from this host)"
+            )
+        return run_foreground(worker_command(test_type.locustfile, args.master, args.master_port), env)
+    argv = [sys.executable, "-m", "locust", "-f", str(test_type.locustfile)]
+    argv += ["--web-host", args.web_host, "--web-port", str(args.web_port)]
+    if args.host:
+        argv += ["--host", args.host]
+    if args.master:
+        argv += [
+            "--master",
+            "--master-bind-host",
+            args.master_bind_host,
+            "--master-bind-port",
+            str(args.master_port),
+        ]
+    print(f"perfsuite web: {test_type.title} on http://{args.web_host}:{args.web_port}", flush=True)
+    return run_foreground(argv, env)
+
+
 def _runs_list(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.scenario)
     with contextlib.ExitStack() as stack:
@@ -568,6 +674,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _compare(args)
         if args.verb == "report":
             return _report(args)
+        if args.verb in ("worker", "web"):
+            return _locust_foreground(args)
         if args.verb == "probe":
             from perfsuite import probe
 
@@ -580,6 +688,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PerfsuiteError as exc:
         print(f"perfsuite: {exc}", file=sys.stderr)
         return exc.exit_code
+    except redis.RedisError as exc:  # the collector's Redis went away in the middle of a command
+        print(
+            f"perfsuite: the collector's Redis stopped answering ({type(exc).__name__}: {exc}); rerun when "
+            "it answers",
+            file=sys.stderr,
+        )
+        return EXIT_TEMPFAIL
     except KeyboardInterrupt:
         print("perfsuite: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -2,6 +2,10 @@
 
 :func:`collect` is the one place that turns a run's stored data into its summary, endpoint rows,
 failure reasons and collector integrity, and that records how the run ended in its metadata.
+
+The collector's Redis may have been lost during the run: what the writers kept in spill files is
+written back before the run is read; when Redis still does not answer, the run is read from those
+files instead (they stay for the next ``perfsuite`` command to write back).
 """
 
 from __future__ import annotations
@@ -10,17 +14,29 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import redis
 
-from perfsuite.collector import CollectorReader, RunData, update_run
-from perfsuite.config import SuiteConfig
-from perfsuite.errors import PerfsuiteError
+from perfsuite.collector import (
+    FROM_SPILL,
+    CollectorReader,
+    RunData,
+    load_spilled,
+    replay_spill,
+    update_run,
+    update_run_or_spill,
+)
+from perfsuite.collector.client import REDIS_ERRORS, RedisLike
+from perfsuite.config import SuiteConfig, redact_url
+from perfsuite.errors import CollectorLost, ConfigError, PerfsuiteError
 from perfsuite.result import CollectorIntegrity, Endpoint, FailureReason, RunStatus, Summary
+from perfsuite.worker_health import WorkerHealth, worker_health_of
 
 logger = logging.getLogger(__name__)
+
+_STATUS_ERRORS: tuple[type[Exception], ...] = (PerfsuiteError, *REDIS_ERRORS)
 
 MAX_FAILURE_REASONS = 20
 """Failure reasons kept in a result (the most frequent); the report says how many more there were."""
@@ -70,15 +86,26 @@ def failure_reasons_of(data: RunData) -> tuple[tuple[FailureReason, ...], int]:
     return kept[:MAX_FAILURE_REASONS], len(rows)
 
 
-def integrity_of(data: RunData) -> CollectorIntegrity:
+def integrity_of(data: RunData, written_back: int = 0) -> CollectorIntegrity:
     """Does the collector hold every timing? Locust's own count comes from the run's metadata, where
-    the collector plugin stores it from Locust's statistics (the one source of Locust's total)."""
+    the collector plugin stores it from Locust's statistics (the one source of Locust's total).
+
+    Was the collector's Redis lost during the run? Yes when its writers saw it fail or come back
+    empty, when ``written_back`` entries had to be written back from spill files, or when the run
+    had to be read from them."""
+    read_from_spill = data.source == FROM_SPILL
+    recovered = data.entries_from_files if read_from_spill else written_back
     return CollectorIntegrity(
         requests=data.requests,
         locust_requests=data.locust_total_requests,
         writers_complete=data.complete,
         clamped=data.clamped,
         problems=tuple(data.problems),
+        redis_lost=bool(data.redis_outages or recovered or read_from_spill),
+        redis_outages=data.redis_outages,
+        rewritten_from_journals=data.entries_rewritten,
+        recovered_from_spill=recovered,
+        read_from_spill=read_from_spill,
     )
 
 
@@ -94,6 +121,8 @@ class Collected:
     failure_reasons: tuple[FailureReason, ...]
     failure_reasons_total: int
     integrity: CollectorIntegrity
+    workers: tuple[WorkerHealth, ...] = ()
+    """The Locust processes that sent the load (one for a local run), as their marks tell."""
 
     @property
     def started_at(self) -> str:
@@ -106,8 +135,12 @@ class Collected:
         return str(self.meta.get("stopped_at", ""))
 
     @classmethod
-    def of(cls, data: RunData) -> Collected:
-        """The common figures of ``data``."""
+    def of(
+        cls, data: RunData, max_cpu_percent: float = 90.0, max_lag_ms: float = 10.0, *, written_back: int = 0
+    ) -> Collected:
+        """The common figures of ``data`` (a worker above ``max_cpu_percent`` or whose event-loop lag
+        P99 exceeds ``max_lag_ms`` counts as saturated; ``written_back``: entries of the run written
+        back to Redis from spill files before it was read)."""
         reasons, total_reasons = failure_reasons_of(data)
         return cls(
             run_id=data.run_id,
@@ -117,27 +150,63 @@ class Collected:
             endpoints=endpoints_of(data),
             failure_reasons=reasons,
             failure_reasons_total=total_reasons,
-            integrity=integrity_of(data),
+            integrity=integrity_of(data, written_back),
+            workers=worker_health_of(data, max_cpu_percent=max_cpu_percent, max_lag_ms=max_lag_ms),
         )
 
 
-def record_status(client_or_url: Any, key_prefix: str, run_id: str, status: RunStatus) -> None:
+def record_status(
+    client_or_url: RedisLike, key_prefix: str, run_id: str, status: RunStatus, spill_dir: Path | None = None
+) -> None:
     """Write how the run ended into its metadata (Locust's own shutdown path reports an interrupted
-    or timed-out run as finished)."""
+    or timed-out run as finished); with ``spill_dir``, kept there for later when Redis does not
+    answer."""
     if status is RunStatus.FINISHED:
         return
-    client = redis.Redis.from_url(client_or_url) if isinstance(client_or_url, str) else client_or_url
     try:
-        update_run(client, key_prefix, run_id, status=status.value)
-    except (redis.RedisError, PerfsuiteError) as exc:
+        if spill_dir is None:
+            update_run(client_or_url, key_prefix, run_id, status=status.value)
+        else:
+            update_run_or_spill(client_or_url, key_prefix, run_id, spill_dir, status=status.value)
+    except _STATUS_ERRORS as exc:
         logger.warning("could not record run %s as %s: %s", run_id, status.value, exc)
 
 
 def collect(config: SuiteConfig, collector_url: str, run_id: str, status: RunStatus) -> Collected:
-    """Read the run back (its status recorded first) and compute the common figures."""
-    record_status(collector_url, config.redis.key_prefix, run_id, status)
-    reader = CollectorReader(collector_url, key_prefix=config.redis.key_prefix)
-    return Collected.of(reader.load(run_id))
+    """Read the run back (what its writers spilled written back and its status recorded first) and
+    compute the common figures; when the collector's Redis does not answer, read the run from the
+    spill files (see the module docstring). CollectorLost (exit 75) when neither holds it."""
+    prefix = config.redis.key_prefix
+    spill_dir = config.collector.spill_dir
+    limits = config.arrival
+    try:
+        written_back = replay_spill(collector_url, spill_dir, run_id).entries
+        record_status(collector_url, prefix, run_id, status, spill_dir)
+        data = CollectorReader(collector_url, key_prefix=prefix).load(run_id)
+        return Collected.of(data, limits.max_cpu_percent, limits.max_lag_ms, written_back=written_back)
+    except REDIS_ERRORS as exc:
+        logger.warning(
+            "the collector's Redis does not answer (%s: %s): reading run %s from %s",
+            type(exc).__name__,
+            exc,
+            run_id,
+            spill_dir,
+        )
+    except ConfigError as exc:  # Redis answers without the run, and no spill file was left
+        raise CollectorLost(
+            f"{exc}: the collector's Redis at {redact_url(collector_url)} lost run {run_id} after its "
+            "writers had finished (restarted without persistence?); rerun"
+        ) from None
+    record_status(collector_url, prefix, run_id, status, spill_dir)
+    try:
+        return Collected.of(
+            load_spilled(spill_dir, run_id, prefix), limits.max_cpu_percent, limits.max_lag_ms
+        )
+    except ConfigError:
+        raise CollectorLost(
+            f"the collector's Redis at {redact_url(collector_url)} does not answer and no spill file "
+            f"under {spill_dir} holds run {run_id}; rerun when it answers"
+        ) from None
 
 
 __all__ = [

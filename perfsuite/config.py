@@ -254,7 +254,9 @@ class RedisBenchConfig(_Section):
     test_circuit_breaker: bool = True
     failure_injection_rate: float = Field(0.1, ge=0, le=1)
     pool_size: int = Field(20, ge=1)
-    max_connections: int = Field(50, ge=1)
+    max_connections: int = Field(100, ge=1)
+    """Hard cap of the bounded pool per process; at least concurrent_operations (per process), no
+    client waits for the benchmark's own pool and the latency is Redis's."""
     connect_timeout_s: float = Field(1.0, gt=0)
     socket_timeout_s: float = Field(1.0, gt=0)
     pool_wait_timeout_s: float = Field(2.0, gt=0)

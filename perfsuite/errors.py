@@ -2,7 +2,8 @@
 
 Exit codes follow the seed document (0 EXCELLENT/GOOD, 1 FAIR, 2 POOR, 130 interrupted) and
 sysexits(3) for the rest: 64 for a bad command line or configuration, 69 for a required
-service that does not answer at preflight.
+service that does not answer at preflight, 75 (EX_TEMPFAIL) when the collector's Redis was lost
+during the run: the report is printed (grade included) but is no verdict; rerun.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ EXIT_POOR = 2
 EXIT_USAGE = 64
 EXIT_UNAVAILABLE = 69
 EXIT_SOFTWARE = 70
+EXIT_TEMPFAIL = 75
+"""The collector's Redis was lost during the run (or a command): the report is printed from what
+the writers kept, with the loss in numbers, but the grade is no verdict; rerun."""
 EXIT_INTERRUPTED = 130
 
 
@@ -34,14 +38,23 @@ class ServiceUnavailable(PerfsuiteError):
     exit_code = EXIT_UNAVAILABLE
 
 
+class CollectorLost(PerfsuiteError):
+    """The collector's Redis lost a run, or stopped answering, and no local file holds what is
+    missing (exit 75: rerun)."""
+
+    exit_code = EXIT_TEMPFAIL
+
+
 __all__ = [
     "EXIT_FAIR",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_POOR",
     "EXIT_SOFTWARE",
+    "EXIT_TEMPFAIL",
     "EXIT_UNAVAILABLE",
     "EXIT_USAGE",
+    "CollectorLost",
     "ConfigError",
     "PerfsuiteError",
     "ServiceUnavailable",

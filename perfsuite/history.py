@@ -17,10 +17,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from perfsuite.collect import Collected, records
-from perfsuite.collector import CollectorReader, RunData, update_run
+from perfsuite.collector import CollectorReader, RunData, update_run, update_run_or_spill
 from perfsuite.collector.client import RedisLike, redis_client
 from perfsuite.errors import ConfigError
 from perfsuite.intervals import IntervalSamples, Selection
@@ -100,6 +101,7 @@ def derived_result(data: RunData) -> RunResult:
         summary=collected.summary,
         endpoints=collected.endpoints,
         collector=collected.integrity,
+        workers=collected.workers,
         failure_reasons=collected.failure_reasons,
         failure_reasons_total=collected.failure_reasons_total,
         warnings=(NOT_GRADED,),
@@ -180,12 +182,14 @@ class RunHistory:
                 return info.run_id
         return None
 
-    def store(self, result: RunResult) -> None:
-        """Keep ``result`` with its run (the run must exist in the collector)."""
-        document = result.to_document(with_series=False)
-        update_run(
-            self._client, self._prefix, result.run_id, **{RESULT_FIELD: json.dumps(document, default=str)}
-        )
+    def store(self, result: RunResult, spill_dir: Path | None = None) -> bool:
+        """Keep ``result`` with its run (the run must exist in the collector). With ``spill_dir``,
+        a Redis that does not answer gets it later (``update_run_or_spill``): False then."""
+        fields = {RESULT_FIELD: json.dumps(result.to_document(with_series=False), default=str)}
+        if spill_dir is not None:
+            return update_run_or_spill(self._client, self._prefix, result.run_id, spill_dir, **fields)
+        update_run(self._client, self._prefix, result.run_id, **fields)
+        return True
 
     def stored(self, run_id: str) -> RunResult | None:
         """The result stored with the run, or None (none stored, or unreadable)."""

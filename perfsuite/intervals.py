@@ -57,6 +57,9 @@ class IntervalSamples:
     stage: IntArray
     """Per interval: how many stage marks precede its middle (0 before the first mark). Intervals of
     one stage share the load shape (ramp, steady, burst...), so resamples keep each stage's share."""
+    unjudged_bad: IntArray | None = None
+    """Per interval: failed or shed requests of the run's cells outside the selection (a Redis
+    benchmark's injected faults and breaker refusals): not judged, but shown on the errors chart."""
 
     @property
     def n(self) -> int:
@@ -106,6 +109,10 @@ class IntervalSamples:
                 raise ConfigError(f"interval selection outcome {outcome!r} is invalid: use one of {OUTCOMES}")
             good_cells += cells[outcome].to_numpy(np.int64)
         good = np.bincount(window_of_cell[selected], weights=good_cells[selected], minlength=n_windows)
+        others = (seconds - first) // window_s
+        outside = ~mask & (others >= 0) & (others < n_windows)
+        bad_cells = (cells["failure"] + cells["backpressure"]).to_numpy(np.int64)
+        unjudged = np.bincount(others[outside], weights=bad_cells[outside], minlength=n_windows)
         table = data.histograms["rt"].regroup(window_of_cell, n_windows)
         keep = np.flatnonzero(count > 0)
         renumber = np.full(n_windows, -1, np.int64)
@@ -120,6 +127,7 @@ class IntervalSamples:
             good=good.astype(np.int64)[keep],
             table=table.regroup(renumber, len(keep)),
             stage=np.searchsorted(mark_at, starts + window_s / 2.0, side="right").astype(np.int64),
+            unjudged_bad=unjudged.astype(np.int64)[keep] if unjudged.any() else None,
         )
 
     def strata(self, min_size: int) -> list[IntArray]:
@@ -150,15 +158,16 @@ class IntervalSamples:
             histogram = LatencyHistogram.from_sparse(
                 self.table.index[starts[i] : ends[i]], self.table.counts[starts[i] : ends[i]]
             )
-            windows.append(
-                {
-                    "start_s": int(self.starts_s[i]),
-                    "count": int(self.count[i]),
-                    "good": int(self.good[i]),
-                    "stage": int(self.stage[i]),
-                    "rt": histogram.encode(),
-                }
-            )
+            window = {
+                "start_s": int(self.starts_s[i]),
+                "count": int(self.count[i]),
+                "good": int(self.good[i]),
+                "stage": int(self.stage[i]),
+                "rt": histogram.encode(),
+            }
+            if self.unjudged_bad is not None:
+                window["unjudged_bad"] = int(self.unjudged_bad[i])
+            windows.append(window)
         return {"schema": INTERVALS_SCHEMA, "window_s": self.window_s, "windows": windows}
 
     @classmethod
@@ -175,11 +184,12 @@ class IntervalSamples:
             count = np.asarray([int(w["count"]) for w in windows], np.int64)
             good = np.asarray([int(w["good"]) for w in windows], np.int64)
             stage = np.asarray([int(w.get("stage", 0)) for w in windows], np.int64)
+            unjudged = np.asarray([int(w.get("unjudged_bad", 0)) for w in windows], np.int64)
             which, index, counts = decode_many([w["rt"] for w in windows])
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{source}: intervals: malformed ({type(exc).__name__}: {exc})") from None
         table = HistogramTable.from_entries(which, index, counts, len(windows))
-        return cls(window_s, starts, count, good, table, stage)
+        return cls(window_s, starts, count, good, table, stage, unjudged if unjudged.any() else None)
 
 
 __all__ = ["INTERVALS_SCHEMA", "IntervalSamples", "Selection"]

@@ -9,7 +9,8 @@ same way for every type:
 1. preflight: the type's ``prepare`` (target, environment for the Locust processes, time bound);
 2. Locust: one local process, or a master and N workers (``perfsuite/launcher.py``);
 3. the type's ``observe`` after the load;
-4. collector read-back (``perfsuite/collect.py``: Redis, else what the writers spilled);
+4. collector read-back (``perfsuite/collect.py``: what the writers spilled written back first, then
+   Redis; the spill files themselves when Redis does not answer);
 5. figures, the common summary, endpoints, failure reasons, collector integrity, run status;
 6. grading: the type's checks plus the collector's own, graded by ``perfsuite/grading.py``;
 7. storing with the run (``perfsuite/history.py``), intervals and marks attached for charts.
@@ -51,6 +52,11 @@ class RunOptions:
     """The target given with ``--host`` (its meaning is the test type's: a bot URL, a Redis URL)."""
     workers: int = 0
     """0: one local Locust process; N: a master plus N workers."""
+    remote_workers: int = 0
+    """Workers the master waits for from other hosts (``perfsuite worker --master HOST``)."""
+    master_bind_host: str = "127.0.0.1"
+    """Where the master listens for workers (``*`` or an address other hosts reach, with remote ones)."""
+    master_port: int | None = None
     verbose: bool = False
     run_id: str | None = None
     state_dir: Path = STATE_DIR
@@ -153,6 +159,13 @@ class TestType(ABC):
         """One line for ``--help`` and error messages."""
         return f"{self.name}: {self.title}"
 
+    def recorded(self, config: SuiteConfig, host: str) -> Prepared:
+        """What a run recorded outside ``perfsuite run`` (the web UI) is graded with: its target as
+        the recording saw it, no preflight (no signature probe, nothing started)."""
+        kind = "redis" if host.startswith(("redis://", "rediss://", "unix://")) else "http"
+        target = Target(kind=kind, host=host, path=config.target.webhook_path if kind == "http" else None)
+        return Prepared(target=target, locust_host=host, env={}, timeout_s=0.0)
+
 
 def run_status(outcome: LocustOutcome) -> RunStatus:
     """How the run ended: the one place this is decided."""
@@ -184,7 +197,24 @@ def common_warnings(result: RunResult, outcome: LocustOutcome) -> list[str]:
     if outcome.returncode not in (0, None) and not outcome.interrupted:
         where = f" (log: {outcome.log_path})" if outcome.log_path else ""
         warnings.append(f"Locust exited with code {outcome.returncode}{where}")
+    lost = [worker for worker in result.workers if worker.lost]
+    if lost:
+        names = ", ".join(f"{worker.host} (pid {worker.pid or '?'})" for worker in lost)
+        warnings.append(
+            f"{len(lost)} of {len(result.workers)} workers lost mid-run: {names}; the totals hold what they "
+            "flushed before (see the workers block)"
+        )
     integrity = result.collector
+    if integrity is not None and integrity.redis_lost:
+        warnings.append(
+            "the collector's Redis was lost during the run: exit code 75 whatever the grade; rerun for a "
+            "graded verdict"
+        )
+    if integrity is not None and integrity.read_from_spill:
+        warnings.append(
+            "the collector's Redis did not answer at the end: figures read from the writers' spill files "
+            "(collector.spill_dir), written to Redis by the next perfsuite command"
+        )
     if integrity is not None and not integrity.exact:
         if integrity.locust_requests is None:
             warnings.append(
@@ -216,6 +246,7 @@ def build_result(
         summary=test_type.summary(collected.summary, figures),
         endpoints=collected.endpoints,
         collector=collected.integrity,
+        workers=collected.workers,
         failure_reasons=collected.failure_reasons,
         failure_reasons_total=collected.failure_reasons_total,
         config=config.snapshot(),
@@ -226,6 +257,16 @@ def build_result(
     warnings = [*prepared.warnings, *common_warnings(graded, outcome), *test_type.warnings(config, graded)]
     diagnosis = test_type.diagnosis(config, graded)
     return graded.model_copy(update={"warnings": tuple(warnings), "diagnosis": tuple(diagnosis)})
+
+
+def grade_recorded(test_type: TestType, config: SuiteConfig, collected: Collected) -> RunResult:
+    """A run recorded outside ``perfsuite run`` (a web UI test, a plain ``locust -f`` run), graded
+    like a headless one from what the collector holds (without what only a launched run observes:
+    the signature probe before the load, the backlog watch after it)."""
+    status = collected.meta.get("status", "")
+    outcome = LocustOutcome(returncode=0, interrupted=status == RunStatus.INTERRUPTED.value, timed_out=False)
+    prepared = test_type.recorded(config, str(collected.meta.get("host", "")))
+    return build_result(test_type, config, prepared, collected, None, outcome)
 
 
 def run_job(
@@ -247,6 +288,9 @@ def run_job(
             run_id=run_id,
             env={**config.process_env(), "REDIS_URL": collector_url, **prepared.env},
             workers=options.workers,
+            remote_workers=options.remote_workers,
+            master_bind_host=options.master_bind_host,
+            master_port=options.master_port,
             log_dir=options.state_dir / "logs",
         )
         outcome = run_locust(job, timeout_s=prepared.timeout_s, verbose=options.verbose)
@@ -264,6 +308,7 @@ __all__ = [
     "build_result",
     "collector_check",
     "common_warnings",
+    "grade_recorded",
     "run_job",
     "run_status",
 ]

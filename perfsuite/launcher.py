@@ -79,6 +79,12 @@ class LocustJob:
     """Extra environment for every Locust process (PERFSUITE_*, secrets)."""
     workers: int = 0
     """0 runs one local process; N > 0 runs a master plus N workers on this machine."""
+    remote_workers: int = 0
+    """Workers the master also waits for that join from other hosts (``perfsuite worker --master``);
+    with any, the master binds ``master_bind_host`` so they can reach it."""
+    master_bind_host: str = "127.0.0.1"
+    master_port: int | None = None
+    """The master's port (default: a free one; with remote workers say which: Locust's is 5557)."""
     run_time_s: float | None = None
     """Locust's --run-time; None leaves stopping to the locustfile's shape."""
     users: int | None = None
@@ -100,11 +106,25 @@ class LocustOutcome:
     log_path: Path | None = None
 
 
+MASTER_HEARTBEAT_TIMEOUT_S = 10
+"""A worker quits after this many seconds without its master's heartbeat (Locust's default: 60 s,
+during which an orphaned worker keeps loading the target)."""
+
+
+def worker_command(locustfile: Path, master_host: str, master_port: int = 5557) -> list[str]:
+    """Argv of a Locust worker joining the master at ``master_host``:``master_port`` (what
+    ``perfsuite worker`` and docker-compose's workers run)."""
+    return [
+        *(sys.executable, "-m", "locust", "-f", str(locustfile)),
+        *("--worker", "--master-host", master_host, "--master-port", str(master_port)),
+    ]
+
+
 def locust_command(job: LocustJob, role: str, json_file: Path | None, master_port: int = 5557) -> list[str]:
     """Argv of one Locust process; ``role`` is ``local``, ``master`` or ``worker``."""
     args = [sys.executable, "-m", "locust", "-f", str(job.locustfile)]
     if role == "worker":
-        return [*args, "--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port)]
+        return worker_command(job.locustfile, "127.0.0.1", master_port)
     args += ["--headless", "--host", job.host, "--run-id", job.run_id, "--only-summary"]
     args += ["--stop-timeout", f"{max(1, round(job.stop_timeout_s))}s", "--exit-code-on-error", "0"]
     if job.users is not None:
@@ -116,8 +136,20 @@ def locust_command(job: LocustJob, role: str, json_file: Path | None, master_por
     if json_file is not None:
         args += ["--json-file", str(json_file.with_suffix(""))]
     if role == "master":
-        args += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port)]
-        args += ["--expect-workers", str(job.workers), "--expect-workers-max-wait", "30"]
+        args += [
+            "--master",
+            "--master-bind-host",
+            job.master_bind_host,
+            "--master-bind-port",
+            str(master_port),
+        ]
+        expected = job.workers + job.remote_workers
+        args += [
+            "--expect-workers",
+            str(expected),
+            "--expect-workers-max-wait",
+            "30" if not job.remote_workers else "120",
+        ]
     return [*args, *job.extra_args]
 
 
@@ -130,15 +162,20 @@ def run_locust(job: LocustJob, timeout_s: float, verbose: bool = False) -> Locus
     job.log_dir.mkdir(parents=True, exist_ok=True)
     json_file = job.log_dir / f"{job.run_id}-locust.json"
     log_path = job.log_dir / f"{job.run_id}-locust.log"
-    env = {**os.environ, **job.env, "PYTHONUNBUFFERED": "1"}
+    env = {
+        "PERFSUITE_MASTER_TIMEOUT_S": str(MASTER_HEARTBEAT_TIMEOUT_S),
+        **os.environ,
+        **job.env,
+        "PYTHONUNBUFFERED": "1",
+    }
     log: IO[bytes] | None = None if verbose else open(log_path, "wb")  # noqa: SIM115
     output: Any = log if log is not None else None
     processes: list[subprocess.Popen[bytes]] = []
     echo = LogEcho(log_path) if log is not None else None
     interrupted = timed_out = False
     try:
-        if job.workers > 0:
-            port = free_port()
+        if job.workers > 0 or job.remote_workers > 0:
+            port = job.master_port or free_port()
             main = subprocess.Popen(
                 locust_command(job, "master", json_file, port),
                 env=env,
@@ -217,14 +254,28 @@ def _stop(process: subprocess.Popen[bytes], sig: int, timeout_s: float) -> None:
             continue  # a second Ctrl-C while Locust stops: keep waiting for its results
 
 
+def run_foreground(argv: Sequence[str], env: Mapping[str, str]) -> int:
+    """Run one Locust process in the foreground (``perfsuite worker``, ``perfsuite web``) until it
+    ends; Ctrl-C or SIGTERM stop it cleanly. Its exit code."""
+    process = subprocess.Popen(list(argv), env={**os.environ, **env, "PYTHONUNBUFFERED": "1"})
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        _stop(process, signal.SIGTERM, 30)
+        return process.returncode if process.returncode is not None else 130
+
+
 __all__ = [
     "LIVE_PREFIX",
     "LOCUSTFILES",
+    "MASTER_HEARTBEAT_TIMEOUT_S",
     "REPO_ROOT",
     "LocustJob",
     "LocustOutcome",
     "LogEcho",
     "locust_command",
+    "run_foreground",
     "run_locust",
     "say",
+    "worker_command",
 ]

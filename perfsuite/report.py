@@ -14,6 +14,7 @@ from perfsuite.grading import format_value
 from perfsuite.registry import sections_of
 from perfsuite.result import RunResult, RunStatus, Summary
 from perfsuite.sections import Line, Section, Tone, lines, plain_table, table
+from perfsuite.worker_health import workers_section
 
 OUTCOMES = ("success", "rejected", "backpressure", "failure")
 
@@ -165,6 +166,10 @@ def core_sections(result: RunResult) -> list[Section]:
     """The blocks every job's report has besides its test type's: collector agreement, failure
     reasons, diagnosis (the HTML report draws the same)."""
     sections: list[Section] = []
+    workers = result.workers
+    if len(workers) > 1 or any(worker.lost or worker.saturated for worker in workers):
+        started = min((w.joined_at_s for w in workers if w.joined_at_s is not None), default=None)
+        sections.append(workers_section(workers, started))
     collector = result.collector
     if collector is not None:
         if collector.exact:
@@ -176,12 +181,15 @@ def core_sections(result: RunResult) -> list[Section]:
         text = f"{collector.requests:,} requests recorded, Locust counted {counted} ({verdict})"
         notes = [Line(text, tone)]
         if collector.redis_lost:
+            source = "read from" if collector.read_from_spill else "written back from"
+            lost = "unknown" if collector.lost is None else f"{collector.lost:,}"
             notes.append(
                 Line(
-                    "the collector's Redis was lost during the run: "
-                    f"{collector.recovered_from_spill:,} entries recovered from the writers' spill files; "
-                    f"{collector.lost or 0:,} requests lost",
-                    "warn" if not collector.lost else "bad",
+                    f"the collector's Redis was lost during the run ({collector.redis_outages:,} outage(s) "
+                    f"seen by the writers): {collector.rewritten_from_journals:,} entries written again from "
+                    f"the writers' journals, {collector.recovered_from_spill:,} {source} their spill files; "
+                    f"{lost} requests lost",
+                    "warn" if collector.lost == 0 else "bad",
                 )
             )
         notes += [Line(problem, "bad") for problem in collector.problems[:5]]

@@ -51,6 +51,8 @@ class ChartRun:
     """(start, end, label) in seconds from start."""
     group: str = ""
     """Runs of one group (test type) share charts; several groups get a set of charts each."""
+    unjudged_errors_per_s: list[float] | None = None
+    """Failures of requests not judged (injected faults, our breaker's refusals) per second."""
 
 
 WIDTH, HEIGHT = 920, 280
@@ -314,6 +316,12 @@ def _group_charts(
         error_colour = BASELINE_COLOUR if dashed else "#c92a2a"
         error_values = run.errors_per_s
         errors.append(_Series(f"r{index}-err", f"{prefix}errors/s", error_colour, dashed, xs, error_values))
+        if run.unjudged_errors_per_s is not None:
+            unjudged_colour = BASELINE_COLOUR if dashed else "#e67700"
+            label = f"{prefix}not judged (injected faults, refusals)/s"
+            errors.append(
+                _Series(f"r{index}-unjudged", label, unjudged_colour, dashed, xs, run.unjudged_errors_per_s)
+            )
     positive = [y for s in latency for y in s.ys if y is not None and y > 0]
     spread = max(positive) / min(positive) if positive else 1.0
     blocks, data = [], {}

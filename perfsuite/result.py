@@ -27,8 +27,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, computed_field
 
-from perfsuite.errors import EXIT_INTERRUPTED, ConfigError
+from perfsuite.errors import EXIT_INTERRUPTED, EXIT_TEMPFAIL, ConfigError
 from perfsuite.grading import Check, Grade, combined
+from perfsuite.worker_health import WorkerHealth
 
 SCHEMA: Literal["perfsuite.result/2"] = "perfsuite.result/2"
 SCHEMA_V1 = "perfsuite.result/1"
@@ -162,10 +163,20 @@ class CollectorIntegrity(Model):
     """Latencies outside the histogram range, recorded at the limit."""
     problems: tuple[str, ...] = ()
     redis_lost: bool = False
-    """The collector's Redis stopped answering during the run (its data was recovered from the
-    writers' journals and spill files as far as ``lost`` says)."""
+    """The collector's Redis stopped answering, or came back empty, during the run: its data was
+    recovered from the writers' journals and spill files as far as ``lost`` says, and the run exits
+    75 whatever its grade (``RunResult.exit_code``)."""
+    redis_outages: int = 0
+    """Times the writers found the collector's Redis unreachable, or emptied, during the run."""
+    rewritten_from_journals: int = 0
+    """Entries (batches, writer records, run metadata) the writers wrote again from their journals
+    once Redis answered again, in case it had lost them."""
     recovered_from_spill: int = 0
-    """Entries (batches, writer records) read from local spill files rather than Redis."""
+    """Entries (batches, writer records, run metadata) that came from local spill files rather
+    than Redis: written back to Redis at the end, or read from the files (``read_from_spill``)."""
+    read_from_spill: bool = False
+    """Redis still did not answer at the end: the figures were read from the writers' spill files,
+    which are written to Redis when it answers again (the next ``perfsuite`` command does it)."""
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -216,6 +227,9 @@ class RunResult(Model):
     endpoints: tuple[Endpoint, ...] = ()
     checks: tuple[Check, ...] = ()
     collector: CollectorIntegrity | None = None
+    workers: tuple[WorkerHealth, ...] = ()
+    """Each Locust process that sent load: requests and share, CPU, loop lag, heartbeat gaps, lost
+    or not (one for a local run)."""
     failure_reasons: tuple[FailureReason, ...] = ()
     failure_reasons_total: int = 0
     """Distinct failure reasons the run had (``failure_reasons`` holds at most the top ones)."""
@@ -249,12 +263,21 @@ class RunResult(Model):
         """The grade the checks (and parts) earn (see perfsuite.grading)."""
         return combined(self.checks, [part.grade for part in self.parts])
 
+    @property
+    def collector_lost(self) -> bool:
+        """The collector's Redis was lost during the run (or a part of it)."""
+        lost = self.collector is not None and self.collector.redis_lost
+        return lost or any(part.collector_lost for part in self.parts)
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def exit_code(self) -> int:
-        """130 when interrupted by the user (here or in a part), else the grade's exit code."""
+        """130 when interrupted by the user (here or in a part); 75 when the collector's Redis was
+        lost during the run (the grade is shown, but is no verdict); else the grade's exit code."""
         if self.interrupted:
             return EXIT_INTERRUPTED
+        if self.collector_lost:
+            return EXIT_TEMPFAIL
         return self.grade.exit_code
 
     @property

@@ -10,6 +10,9 @@
   not judged either.
 - Failures add up: Locust's failure count = injected + organic failures + refusals, and the
   injected failures the collector recorded = the faults the injectors applied.
+- **time at Redis** (``server``): an operation's time after the checkout of a pooled connection;
+  the latency checks judge it, so a queue on the benchmark's own pool is never blamed on Redis (that
+  queue is reported apart, as pool waits).
 - **throughput**: operations sent per second over the span from the first to the last operation
   (all processes); **total ops/s** counts every command (sent, injected, refused).
 """
@@ -31,7 +34,14 @@ from perfsuite.collector import LatencyHistogram, RunData
 from perfsuite.config import RedisBenchConfig
 from perfsuite.marks import BREAKER, FAULT, SAMPLE
 from redis_bench.faults import FaultKind
-from redis_bench.runtime import INJECTED_PREFIX, ORGANIC_NAMES, REFUSED_NAME, REQUEST_TYPE
+from redis_bench.runtime import (
+    INJECTED_PREFIX,
+    ORGANIC_NAMES,
+    POOL_WAIT_METRIC,
+    REFUSED_NAME,
+    REQUEST_TYPE,
+    SERVER_METRIC,
+)
 
 PERCENTILES = (50.0, 95.0, 99.0)
 
@@ -84,6 +94,9 @@ class RedisOps(_Model):
     ops_per_s: float | None = None
     total_ops_per_s: float | None = None
     organic: OpLatency = OpLatency()
+    """Latency of the operations sent, from before the pool checkout (our queue included)."""
+    server: OpLatency = OpLatency()
+    """Their time after the pool checkout: the round trip to Redis itself (what the checks judge)."""
     organic_success: int = 0
     organic_failures: int = 0
     success_rate: float | None = None
@@ -218,7 +231,7 @@ def pool_figures(data: RunData, settings: RedisBenchConfig, finals: list[dict[st
     """Pool peak and waits over every process, from the samples and the pool_wait histograms."""
     pools = [row["pool"] for row in finals if isinstance(row.get("pool"), Mapping)]
     waits = OpLatency.of(
-        _merged(data, [*ORGANIC_NAMES, f"{INJECTED_PREFIX}{FaultKind.ERROR.value}"], "pool_wait")
+        _merged(data, [*ORGANIC_NAMES, f"{INJECTED_PREFIX}{FaultKind.ERROR.value}"], POOL_WAIT_METRIC)
     )
     samples = data.marks(SAMPLE)
     over = 0
@@ -387,6 +400,7 @@ def redis_figures(
         ops_per_s=sent / active_s if active_s > 0 else None,
         total_ops_per_s=total_commands / active_s if active_s > 0 else None,
         organic=OpLatency.of(_merged(data, ORGANIC_NAMES)),
+        server=OpLatency.of(_merged(data, ORGANIC_NAMES, SERVER_METRIC)),
         organic_success=organic_success,
         organic_failures=organic_failures,
         success_rate=organic_success / sent if sent else None,

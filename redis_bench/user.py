@@ -34,7 +34,9 @@ from perfsuite.marks import STAGE
 from redis_bench.runtime import (
     BENCH_URL_ENV,
     DEFAULT_BENCH_URL,
+    POOL_WAIT_METRIC,
     REQUEST_TYPE,
+    SERVER_METRIC,
     BenchRuntime,
     OpResult,
     describe,
@@ -204,8 +206,11 @@ class RedisUser(User):
         context: dict[str, Any] = {"outcome": result.outcome}
         if result.reason:
             context["failure_reason"] = result.reason
-        if result.pool_wait_ms:
-            context["timings_us"] = {"pool_wait": result.pool_wait_ms * 1000}
+        if result.outcome != "backpressure":  # sent: its time at Redis apart from our own pool's queue
+            context["timings_us"] = {
+                POOL_WAIT_METRIC: result.pool_wait_ms * 1000,
+                SERVER_METRIC: max(0.0, result.response_time_ms - result.pool_wait_ms) * 1000,
+            }
         self.environment.events.request.fire(
             request_type=REQUEST_TYPE,
             name=result.name,

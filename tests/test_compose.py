@@ -45,7 +45,7 @@ def test_compose_services_cover_the_distributed_setup() -> None:
     assert "chaos-proxy:26379" in services["demo-bot"]["environment"]["DEMO_BOT_REDIS_URL"]
     assert "perfsuite.faults" in services["chaos-proxy"]["command"]
     assert "8089:8089" in services["locust-master"]["ports"]
-    assert "--worker" in services["locust-worker"]["command"]
+    assert services["locust-worker"]["command"][:4] == ["perfsuite", "worker", "--master", "locust-master"]
     text = (REPO / "docker-compose.yml").read_text()
     assert "TWILIO_AUTH_TOKEN: ${TWILIO_AUTH_TOKEN:?" in text
 
@@ -56,8 +56,8 @@ def _local(command: list[str], replacements: dict[str, str]) -> list[str]:
         for old, new in replacements.items():
             arg = arg.replace(old, new)
         out.append(arg)
-    assert out[0] == "locust"
-    return [sys.executable, "-m", "locust", *out[1:]]
+    assert out[0] in ("locust", "perfsuite")
+    return [sys.executable, "-m", out[0], *out[1:]]
 
 
 def _get(url: str) -> Any:
@@ -100,6 +100,7 @@ def test_compose_command_lines_run_two_web_ui_tests_distributed(redis_url: str, 
         "${TARGET_HOST:-http://demo-bot:8000}": bot.url,
         "locust-master": "127.0.0.1",
         "5557": str(master_port),
+        "${TEST_TYPE:-webhook}": "webhook",
     }
     env = {
         **os.environ,

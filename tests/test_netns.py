@@ -3,10 +3,12 @@
 bot with its own Redis and the collector's Redis in "target". Every byte between them crosses the
 veths; loopback in one host is not loopback in another.
 
-What the hosts need beyond a single-machine run (all in the command lines and environment below):
+The command lines are the ones a user runs: ``perfsuite run --remote-workers 2 --master-bind-host
+<address>`` on the master's host, ``perfsuite worker --master <address>`` on each worker's host.
+What the hosts need beyond a single-machine run:
 
-- master: ``--master-bind-host <its own address>`` (or ``*``), never 127.0.0.1;
-- workers: ``--master-host <the master's address>``;
+- master: bound to its own address (or ``*``, the default with ``--remote-workers``), never 127.0.0.1;
+- workers: ``--master <the master's address>``;
 - every Locust process: ``REDIS_URL`` with the collector's *routable* address: workers write to
   the collector themselves, so a collector on 127.0.0.1 of the master's host is out of their reach;
 - the bot: ``--host <its address>`` (it signs what it is sent to: ``--host http://<address>:port``).
@@ -133,22 +135,34 @@ def test_a_run_across_hosts_counts_every_request_once(network: Network, tmp_path
     assert not w1.can_connect("127.0.0.1", 6379)  # the machine's shared Redis is not visible here
 
     run_id = f"netns-{os.getpid()}"
-    json_file = tmp_path / "locust"
-    locustfile = str(REPO / "locustfiles" / "webhook.py")
-    master_argv = [sys.executable, "-m", "locust", "-f", locustfile, "--headless", "--only-summary"]
-    master_argv += ["--host", f"http://{target.address}:{BOT_PORT}", "--run-id", run_id]
-    master_argv += ["--stop-timeout", "5s", "--exit-code-on-error", "0", "--json-file", str(json_file)]
-    master_argv += ["--master", "--master-bind-host", master.address, "--master-bind-port", str(MASTER_PORT)]
-    master_argv += ["--expect-workers", "2", "--expect-workers-max-wait", "30"]
-    worker_argv = [sys.executable, "-m", "locust", "-f", locustfile, "--worker"]
-    worker_argv += ["--master-host", master.address, "--master-port", str(MASTER_PORT)]
+    out = tmp_path / "result.json"
+    master_argv = [sys.executable, "-m", "perfsuite", "run", "--scenario", "smoke", "--run-id", run_id]
+    master_argv += ["--host", f"http://{target.address}:{BOT_PORT}", "--output-file", str(out)]
+    master_argv += [
+        "--remote-workers",
+        "2",
+        "--master-bind-host",
+        master.address,
+        "--master-port",
+        str(MASTER_PORT),
+    ]
+    worker_argv = [
+        sys.executable,
+        "-m",
+        "perfsuite",
+        "worker",
+        "--master",
+        master.address,
+        "--scenario",
+        "smoke",
+    ]
     env = _locust_env(network, token)
     before = {name: network[name].counters() for name in HOSTS}
     log = (tmp_path / "locust.log").open("wb")
     started = time.monotonic()
-    main = master.popen(master_argv, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    main = master.popen(master_argv, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     workers = [
-        network[name].popen(worker_argv, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+        network[name].popen(worker_argv, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         for name in ("w1", "w2")
     ]
     try:
@@ -162,21 +176,23 @@ def test_a_run_across_hosts_counts_every_request_once(network: Network, tmp_path
         bot_log.close()
     elapsed = time.monotonic() - started
     locust_log = (tmp_path / "locust.log").read_text()
-    assert main.returncode == 0, locust_log[-4000:]
+    assert main.returncode in (0, 1), locust_log[-4000:]  # a grade (FAIR on a loaded machine at worst)
     assert all(worker.returncode == 0 for worker in workers), locust_log[-4000:]
 
+    result = json.loads(out.read_text())
     reading = master.run([sys.executable, "-c", _READ_RUN, env["REDIS_URL"], run_id], env=env)
     assert reading.returncode == 0, reading.stderr
     run: dict[str, Any] = json.loads(reading.stdout)
-    locust_total = sum(row["num_requests"] for row in json.loads(Path(f"{json_file}.json").read_text()))
     writers = run["writers"]
     shares = {row["host"]: row["found_requests"] for row in writers}
-    print(f"\nrun {run_id}: {run['requests']} in the collector, {locust_total} by Locust, {elapsed:.1f} s")
-    for row in sorted(writers, key=lambda row: row["host"]):
-        share = row["found_requests"] / run["requests"] if run["requests"] else 0.0
+    print(
+        f"\nrun {run_id}: {run['requests']} in the collector, {run['locust_total_requests']} by Locust, "
+        f"{elapsed:.1f} s"
+    )
+    for worker in result["workers"]:
         print(
-            f"  host {row['host']:<7} pid {row['pid']:>7}  writer {row['writer_id']}: "
-            f"{row['found_requests']:>4} requests ({share:.0%}), closed={row['closed']}"
+            f"  worker {worker['host']:<7} pid {worker['pid']:>7}: {worker['requests']:>4} requests "
+            f"({worker['share']:.0%})"
         )
     after = {name: network[name].counters() for name in HOSTS}
     for name in HOSTS:
@@ -184,7 +200,12 @@ def test_a_run_across_hosts_counts_every_request_once(network: Network, tmp_path
         print(f"  {name:<7} eth0 rx {rx:>9,} B  tx {tx:>9,} B")
 
     assert run["problems"] == [], run["problems"]
-    assert run["requests"] == locust_total == run["locust_total_requests"] > 0
+    assert run["requests"] == run["locust_total_requests"] > 0
+    assert result["collector"]["exact"] and result["collector"]["requests"] == run["requests"]
+    reported = {worker["host"]: worker for worker in result["workers"]}
+    assert sorted(reported) == ["w1", "w2"] and not any(worker["lost"] for worker in result["workers"])
+    assert reported["w1"]["requests"] + reported["w2"]["requests"] == run["requests"]
+    assert abs(reported["w1"]["share"] + reported["w2"]["share"] - 1) < 1e-9
     assert run["meta"]["status"] == "finished" and run["meta"]["workers"] == "2"
     assert sorted(shares) == ["master", "w1", "w2"]  # one writer per process, named by its host
     assert shares["master"] == 0 and shares["w1"] > 0 and shares["w2"] > 0

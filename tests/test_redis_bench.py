@@ -315,7 +315,7 @@ def test_runtime_counts_add_up_and_the_breaker_recovers(redis_url: str) -> None:
             "read_percentage + write_percentage + delete_percentage must be 100",
         ),
         ({"redis_bench.key_distribution": "pareto"}, "redis_bench.key_distribution"),
-        ({"redis_bench.pool_size": 60}, "pool_size (60) must not exceed max_connections (50)"),
+        ({"redis_bench.pool_size": 160}, "pool_size (160) must not exceed max_connections (100)"),
         ({"redis_bench.breaker.failure_threshold": 0}, "redis_bench.breaker.failure_threshold"),
         ({"redis_bench.url": "http://x"}, "redis_bench.url"),
     ],

@@ -19,15 +19,14 @@ import pytest
 from perfsuite.collector import CollectorReader, CollectorWriter, LatencyHistogram, RunData
 from perfsuite.embedded import free_port, wait_for_port
 from perfsuite.launcher import LocustJob, locust_command
-from perfsuite.workers import (
-    WORKER_HEALTH_MARK,
-    WORKER_JOINED_MARK,
-    WORKER_LOST_MARK,
+from perfsuite.report import render_section
+from perfsuite.worker_health import (
     lost_workers_note,
     saturated_workers_reasons,
     worker_health_of,
-    worker_table,
+    workers_section,
 )
+from perfsuite.workers import WORKER_HEALTH_MARK, WORKER_JOINED_MARK, WORKER_LOST_MARK
 
 LOCUSTFILES = Path(__file__).parent / "locustfiles"
 PROBE_LOCUSTFILE = LOCUSTFILES / "worker_health_probe.py"
@@ -189,18 +188,18 @@ def test_a_worker_killed_mid_run_is_named_and_the_totals_are_explained(
     started = _epoch(run.meta["started_at"])
     note = lost_workers_note(health, run_started_at_s=started)
     assert note is not None and dead.client_id in note
-    print(worker_table(health))
+    print("\n".join(render_section(workers_section(health))))
     print(note)
 
 
-def test_the_summary_names_lost_and_saturated_workers(redis_url: str) -> None:
+def test_the_summary_names_lost_and_saturated_workers(redis_url: str, tmp_path: Path) -> None:
     """Marks as the master and two workers write them, through real writers and back: the lost
     worker is linked to its writer by the writer id its stats reports carried (it never sent a
     health sample), the saturated one is named with its reasons, the shares add up."""
     run_id = "worker-summary"
-    master = CollectorWriter(redis_url, run_id, writer_id="master-1-aaaaaa", start=False)
-    busy = CollectorWriter(redis_url, run_id, writer_id="w1-2-bbbbbb", start=False)
-    dead = CollectorWriter(redis_url, run_id, writer_id="w2-3-cccccc", start=False)
+    master = CollectorWriter(redis_url, run_id, writer_id="master-1-aaaaaa", spill_dir=tmp_path, start=False)
+    busy = CollectorWriter(redis_url, run_id, writer_id="w1-2-bbbbbb", spill_dir=tmp_path, start=False)
+    dead = CollectorWriter(redis_url, run_id, writer_id="w2-3-cccccc", spill_dir=tmp_path, start=False)
     for _ in range(30):
         busy.record("GET", "/ok", 1000.0)
     for _ in range(10):
@@ -278,7 +277,7 @@ def test_the_summary_names_lost_and_saturated_workers(redis_url: str) -> None:
     assert note is not None and "w2_c" in note and "+2.0 s into the run" in note and "10 requests" in note
     (reason,) = saturated_workers_reasons(workers)
     assert "w1_b" in reason and "CPU reached 97%" in reason and "lag P99" in reason
-    assert json.loads(json.dumps([worker.to_dict() for worker in workers]))[1]["lost"] is True
+    assert json.loads(json.dumps([worker.model_dump(mode="json") for worker in workers]))[1]["lost"] is True
     assert lost_workers_note(workers[:1]) is None
 
 
@@ -318,4 +317,4 @@ def test_workers_quit_by_themselves_when_the_master_dies(
     health = worker_health_of(run)
     gaps = [worker.heartbeat_gap_max_s for worker in health]
     assert len(gaps) == 2 and all(gap is not None and gap >= MASTER_TIMEOUT_S for gap in gaps), gaps
-    print(worker_table(health))
+    print("\n".join(render_section(workers_section(health))))

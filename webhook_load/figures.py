@@ -20,6 +20,7 @@ response time is counted from the intended start).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -30,8 +31,9 @@ from perfsuite.backlog import Backlog
 from perfsuite.collect import records
 from perfsuite.collector import LatencyHistogram, RunData
 from perfsuite.config import SuiteConfig
-from perfsuite.marks import ARRIVAL, GENERATOR, STAGE, Stage
+from perfsuite.marks import ARRIVAL, GENERATOR, STAGE, WORKER_HEALTH, Stage
 from perfsuite.saturation import assess, merge_reports
+from perfsuite.worker_health import WorkerHealth, saturated_workers_reasons
 
 LATENCY_PERCENTILES: tuple[float, ...] = (50.0, 90.0, 95.0, 99.0, 99.9)
 LATENCY_METRICS = (UNCORRECTED_METRIC, START_LAG_METRIC)
@@ -64,6 +66,15 @@ class Percentiles(_Model):
     p99_ms: float
     p99_9_ms: float
     max_ms: float
+
+    def at_least(self, other: Percentiles | None) -> Percentiles:
+        """These percentiles, each raised to ``other``'s where that is higher (a corrected figure is
+        never reported below the measured one of the same requests; HDR's expected-interval
+        correction adds synthesized samples that can pull a middle percentile down)."""
+        if other is None:
+            return self
+        keys = ("avg_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p99_9_ms", "max_ms")
+        return self.model_copy(update={key: max(getattr(self, key), getattr(other, key)) for key in keys})
 
     @classmethod
     def of(cls, histogram: LatencyHistogram) -> Percentiles | None:
@@ -98,7 +109,11 @@ class Generator(_Model):
 
 
 class Latency(_Model):
-    """Latency corrected for coordinated omission, as measured, and whether to trust either."""
+    """Latency corrected for coordinated omission, as measured, and whether to trust either.
+
+    ``corrected`` and ``uncorrected`` cover the same requests (``corrected_scope``; ``count`` of
+    ``uncorrected`` is their number); ``all_requests`` covers every request, as the summary does
+    (closed model: the corrected scope leaves out the burst; open model: it is every request)."""
 
     model: Literal["open", "closed"]
     correction: str
@@ -106,6 +121,7 @@ class Latency(_Model):
     corrected_scope: str
     corrected: Percentiles | None = None
     uncorrected: Percentiles | None = None
+    all_requests: Percentiles | None = None
     trustworthy: bool
     untrustworthy_reasons: tuple[str, ...] = ()
     generator: Generator
@@ -249,6 +265,18 @@ def timings_of(data: RunData) -> dict[str, Timing]:
     return timings
 
 
+def generator_reports(data: RunData) -> list[dict[str, Any]]:
+    """Each load-generating process's whole-test CPU and event-loop lag: its last ``worker_health``
+    mark (runs recorded before those existed: its ``generator`` mark)."""
+    reports = records(data.marks(GENERATOR))
+    if reports:
+        return reports
+    health = data.marks(WORKER_HEALTH)
+    if not len(health) or "final" not in health:
+        return []
+    return [row for row in records(health) if row.get("final") is True and row.get("source") == "worker"]
+
+
 def _steady_stage_cells(data: RunData) -> Any:
     """Cells of the closed model's steady stage: the whole seconds before the burst (if any)."""
     seconds = data.cells["second"].to_numpy(np.int64)
@@ -260,10 +288,13 @@ def _steady_stage_cells(data: RunData) -> Any:
     return np.arange(len(seconds))
 
 
-def latency_figures(config: SuiteConfig, data: RunData) -> tuple[Latency, Arrival | None]:
-    """The ``latency`` and ``arrival`` figures (see the module docstring)."""
+def latency_figures(
+    config: SuiteConfig, data: RunData, workers: Sequence[WorkerHealth] = ()
+) -> tuple[Latency, Arrival | None]:
+    """The ``latency`` and ``arrival`` figures (see the module docstring); with several ``workers``,
+    each saturated one is named as a reason not to trust the latency."""
     settings = config.arrival
-    generator = merge_reports(records(data.marks(GENERATOR)))
+    generator = merge_reports(generator_reports(data))
     counts: ArrivalCounts | None = None
     arrival: Arrival | None = None
     interval_ms: float | None
@@ -312,7 +343,12 @@ def latency_figures(config: SuiteConfig, data: RunData) -> tuple[Latency, Arriva
                 "no pacing), with HDR's expected-interval correction"
             )
         else:
-            correction, corrected, interval_ms, scope = "none", uncorrected, None, "none"
+            correction, corrected, interval_ms, scope = (
+                "none",
+                uncorrected,
+                None,
+                "every request, as measured",
+            )
     schedule_lag_p99_ms = (
         counts.schedule_lag.percentile_us(99) / 1000 if counts and counts.schedule_lag.count else None
     )
@@ -324,15 +360,19 @@ def latency_figures(config: SuiteConfig, data: RunData) -> tuple[Latency, Arriva
         dropped=counts.dropped if counts else 0,
         unsent=counts.unsent if counts else 0,
     )
+    named = saturated_workers_reasons(workers) if len(workers) > 1 else ()
+    measured = Percentiles.of(uncorrected)
+    raised = Percentiles.of(corrected)
     latency = Latency(
         model=model,
         correction=correction,
         expected_interval_ms=interval_ms,
         corrected_scope=scope,
-        corrected=Percentiles.of(corrected),
-        uncorrected=Percentiles.of(uncorrected),
-        trustworthy=trust.trustworthy,
-        untrustworthy_reasons=trust.reasons,
+        corrected=raised.at_least(measured) if raised is not None else None,
+        uncorrected=measured,
+        all_requests=Percentiles.of(data.histogram(metric="rt")) if "rt" in data.histograms else None,
+        trustworthy=trust.trustworthy and not named,
+        untrustworthy_reasons=(*trust.reasons, *named),
         generator=Generator(
             **(generator.to_dict() if generator is not None else {}),
             max_cpu_percent=settings.max_cpu_percent,

@@ -115,7 +115,7 @@ class WebhookTest(TestType):
     def figures(
         self, config: SuiteConfig, prepared: Prepared, collected: Collected, observed: Any
     ) -> WebhookFigures:
-        latency, arrival = latency_figures(config, collected.data)
+        latency, arrival = latency_figures(config, collected.data, collected.workers)
         backlog = observed if isinstance(observed, Backlog) else Backlog(supported=False)
         preflight = prepared.context if isinstance(prepared.context, Preflight) else None
         return WebhookFigures(

@@ -31,9 +31,9 @@ def timings_section(figures: WebhookFigures) -> Section | None:
     )
 
 
-def _percentile_row(label: str, figures: Percentiles | None) -> list[str]:
+def _percentile_row(label: str, count: int | None, figures: Percentiles | None) -> list[str]:
     values = [None if figures is None else getattr(figures, key) for _, key in PERCENTILE_COLUMNS]
-    return [label, *(ms(value) for value in values)]
+    return [label, "-" if count is None else f"{count:,}", *(ms(value) for value in values)]
 
 
 def _arrival_lines(arrival: Arrival) -> list[str]:
@@ -53,32 +53,40 @@ def _arrival_lines(arrival: Arrival) -> list[str]:
 
 
 def latency_section(latency: Latency, arrival: Arrival | None) -> Section:
-    """Corrected and uncorrected latency, the generator's health, and the trust verdict."""
+    """Latency of every request as the summary shows it, the corrected figures and the measured ones
+    of the same requests (each row names its requests and their number), the generator's health
+    and the trust verdict."""
+    measured = latency.uncorrected
+    count = measured.count if measured is not None else None
+    everything = latency.all_requests
+    total = everything.count if everything is not None else None
     if latency.model == "open":
-        title = (
-            "latency (open model: corrected = from each request's intended start, no coordinated omission)"
-        )
-        second = "uncorrected (from the actual send)"
+        title = "latency (open model: no coordinated omission, every request timed from its intended start)"
+        rows = [
+            _percentile_row("corrected: from the intended start", count, latency.corrected),
+            _percentile_row("uncorrected: from the actual send", count, measured),
+        ]
     elif latency.correction == "hdr-expected-interval":
         title = (
-            f"latency (closed model: corrected with HDR's expected interval "
+            f"latency (closed model; steady stage corrected with HDR's expected interval "
             f"{latency.expected_interval_ms or 0:.1f} ms = mean think time + median response time)"
         )
-        second = "uncorrected (as measured)"
+        rows = [
+            _percentile_row("all requests, as measured (the summary)", total, everything),
+            _percentile_row("steady stage, as measured", count, measured),
+            _percentile_row("steady stage, corrected", count, latency.corrected),
+        ]
     else:
-        title, second = "latency (closed model, no pacing interval: not corrected)", "as measured"
-    rows = [
-        _percentile_row("corrected ms", latency.corrected),
-        _percentile_row(second + " ms", latency.uncorrected),
-    ]
+        title = "latency (closed model, no pacing interval: not corrected)"
+        rows = [_percentile_row("all requests, as measured", count, measured)]
     after: list[str | Line] = [*_arrival_lines(arrival)] if arrival is not None else []
     generator = latency.generator
     if generator.samples:
         after.append(
             f"generator: CPU max {generator.cpu_max_percent or 0:.0f}% "
-            f"(limit {generator.max_cpu_percent:g}%), event-loop lag P99 "
-            f"{generator.loop_lag_p99_ms or 0:.1f} ms (limit {generator.max_lag_ms:g} ms), "
-            f"max {generator.loop_lag_max_ms or 0:.1f} ms, {generator.processes} process(es)"
+            f"(limit on every sample {generator.max_cpu_percent:g}%), event-loop lag P99 "
+            f"{generator.loop_lag_p99_ms or 0:.1f} ms (limit on the P99 {generator.max_lag_ms:g} ms; "
+            f"max {generator.loop_lag_max_ms or 0:.1f} ms, not limited), {generator.processes} process(es)"
         )
     if latency.trustworthy:
         after.append(Line("latency figures: trustworthy (the generator kept up)", "ok"))
@@ -87,7 +95,7 @@ def latency_section(latency: Latency, arrival: Arrival | None) -> Section:
         after += [Line(f"  - {reason}", "bad") for reason in latency.untrustworthy_reasons]
     return Section(
         title,
-        table=table(["", *(name for name, _ in PERCENTILE_COLUMNS)], rows),
+        table=table(["requests (ms)", "count", *(name for name, _ in PERCENTILE_COLUMNS)], rows),
         after=lines(*after),
         key="latency",
     )

@@ -2,7 +2,9 @@
 
 Writing: ``CollectorWriter`` (one per process; ``perfsuite.collector.locust_plugin.install`` wires it
 to Locust's events). Runs: ``new_run_id``, ``create_run``, ``finish_run``. Reading:
-``CollectorReader`` -> ``RunData`` (pandas frames). Key layout: ``perfsuite.collector.keys``.
+``CollectorReader`` -> ``RunData`` (pandas frames); ``load_spilled`` reads a run from the files its
+writers left while Redis was away, ``replay_spill`` writes them to Redis. Key layout:
+``perfsuite.collector.keys``.
 
 The Locust plugin is not imported here (importing locust monkey-patches the process): use
 ``from perfsuite.collector import locust_plugin``.
@@ -14,8 +16,22 @@ from perfsuite.collector.batch import OUTCOMES
 from perfsuite.collector.histogram import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS, LatencyHistogram
 from perfsuite.collector.histogram_table import GroupStats, HistogramTable
 from perfsuite.collector.keys import DEFAULT_PREFIX, DEFAULT_RETENTION_S
-from perfsuite.collector.reader import TOTAL_NAME, CollectorReader, RunData
-from perfsuite.collector.runs import RUN_STATUSES, create_run, finish_run, new_run_id, update_run
+from perfsuite.collector.reader import (
+    FROM_REDIS,
+    FROM_SPILL,
+    TOTAL_NAME,
+    CollectorReader,
+    RunData,
+    load_spilled,
+)
+from perfsuite.collector.runs import (
+    RUN_STATUSES,
+    create_run,
+    finish_run,
+    new_run_id,
+    update_run,
+    update_run_or_spill,
+)
 from perfsuite.collector.spill import ReplayResult, replay_spill
 from perfsuite.collector.writer import DEFAULT_SPILL_DIR, CollectorWriter, default_writer_id
 
@@ -23,6 +39,8 @@ __all__ = [
     "DEFAULT_PREFIX",
     "DEFAULT_RETENTION_S",
     "DEFAULT_SPILL_DIR",
+    "FROM_REDIS",
+    "FROM_SPILL",
     "HIGHEST_US",
     "LOWEST_US",
     "OUTCOMES",
@@ -39,7 +57,9 @@ __all__ = [
     "create_run",
     "default_writer_id",
     "finish_run",
+    "load_spilled",
     "new_run_id",
     "replay_spill",
     "update_run",
+    "update_run_or_spill",
 ]

@@ -18,16 +18,20 @@ Lifecycle (verified against locust/runners.py):
 - master or local runner, ``test_start``: a new run id (``--run-id`` / ``run_id=`` for the first test
   of the process only: the web UI can start several tests), the run's meta hash, and the id stored
   in ``environment.parsed_options.perfsuite_run_id``. A master sends its parsed options to workers in
-  every spawn message and a worker applies them before it fires its own ``test_start``.
+  every spawn message and a worker applies them before it fires its own ``test_start``. The metadata
+  travels as entries through this process's writer (``CollectorWriter.put``): journaled with its
+  batches, it is written again when the collector's Redis comes back empty, and spilled with them
+  when Redis is away at the end.
 - every process, ``test_start``: a ``CollectorWriter`` for that run. Local runners and workers record
   every ``request`` event into it; on a master it only carries marks (``current_writer``).
-- ``test_stop``: the writer's final flush. Master/local: ``finish_run`` with Locust's own total
+- ``test_stop``: master/local: the run's end (``finish_fields``) with Locust's own total
   (``locust_total_requests``) and status ``finished`` (``interrupted`` when ``quitting`` came first,
-  i.e. Ctrl-C or SIGTERM). On a master, workers' last stats reports arrive after ``test_stop`` (a
-  worker flushes its stats only after it stopped, and a headless master fires ``test_stop`` before it
-  even tells workers to quit), so every ``worker_report`` received after ``test_stop`` rewrites
-  ``locust_total_requests`` until the next test starts: the stored figure is the total Locust itself
-  prints and saves at exit.
+  i.e. Ctrl-C or SIGTERM); then the writer's final flush. On a master, workers' last stats reports
+  arrive after ``test_stop`` (a worker flushes its stats only after it stopped, and a headless master
+  fires ``test_stop`` before it even tells workers to quit), so every ``worker_report`` received after
+  ``test_stop`` rewrites ``locust_total_requests`` until the next test starts (through the closed
+  writer: written at once, or spilled): the stored figure is the total Locust itself prints and saves
+  at exit.
 - ``quit`` (just before the process exits): safety net that closes a writer still open.
 
 Request events map to collector records: response_time (ms) -> latency (us); outcome
@@ -41,8 +45,9 @@ outcome, which readers treat as a note, never a failure) else ``str(exception)``
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +58,9 @@ from locust.runners import MasterRunner, WorkerRunner
 from perfsuite.collector.batch import OUTCOME_INDEX
 from perfsuite.collector.client import REDIS_ERRORS, redis_client
 from perfsuite.collector.keys import DEFAULT_PREFIX, DEFAULT_RETENTION_S, check_prefix, check_run_id
-from perfsuite.collector.runs import create_run, finish_run, new_run_id, update_run
+from perfsuite.collector.runs import finish_fields, meta_entries, new_run_id, run_exists, run_fields
 from perfsuite.collector.writer import DEFAULT_SPILL_DIR, CollectorWriter
-from perfsuite.errors import ConfigError, PerfsuiteError
+from perfsuite.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +68,6 @@ RUN_ID_OPTION = "perfsuite_run_id"
 """``environment.parsed_options`` attribute carrying the current run id (master -> workers)."""
 
 _PLUGIN_ATTR = "_perfsuite_collector_plugin"
-_STORE_ERRORS: tuple[type[Exception], ...] = (PerfsuiteError, *REDIS_ERRORS)
 
 
 def add_arguments(parser: Any) -> None:
@@ -115,6 +119,9 @@ class PluginSettings:
     close_timeout_s: float
     raw_sample_rate: float
     raw_rows_cap: int
+    describe_test: Callable[[Environment], tuple[str, str]] | None = None
+    """Called at each test's start: its (scenario, redacted config JSON) when they can change
+    between tests (a web UI that picks the scenario); None uses ``scenario``/``config_json``."""
 
 
 class CollectorPlugin:
@@ -127,6 +134,9 @@ class CollectorPlugin:
         """Id of the current (or last) run."""
         self.writer: CollectorWriter | None = None
         """This process's writer while a test runs, else None."""
+        self._meta_writer: CollectorWriter | None = None
+        """Master/local: the writer of the current or last run (closed after its test), which
+        carries the run's metadata."""
         self.unrecorded_requests: int = 0
         """Request events seen while no writer was open (should stay 0)."""
         self._first_test = True
@@ -136,7 +146,6 @@ class CollectorPlugin:
         self._client: Any = None
         self._prefix = DEFAULT_PREFIX
         self._workers = 0
-        self._meta_created = False
         events = environment.events
         events.test_start.add_listener(self.on_test_start)
         events.test_stop.add_listener(self.on_test_stop)
@@ -174,7 +183,7 @@ class CollectorPlugin:
         if self._client is None:
             self._client = redis_client(url)
 
-    def _open_writer(self, run_id: str) -> None:
+    def _open_writer(self, run_id: str) -> CollectorWriter:
         settings = self.settings
         self.writer = CollectorWriter(
             self._client,
@@ -188,6 +197,7 @@ class CollectorPlugin:
             raw_sample_rate=settings.raw_sample_rate,
             raw_rows_cap=settings.raw_rows_cap,
         )
+        return self.writer
 
     # ---------------------------------------------------------------- listeners
 
@@ -214,39 +224,60 @@ class CollectorPlugin:
         self._first_test = False
         runner = environment.runner
         self._workers = runner.worker_count if isinstance(runner, MasterRunner) else 1
+        self._check_new(run_id)
         self.run_id = run_id
-        self._meta_created = False
-        self._create_meta(environment)
         self._run_active = True
         self._interrupted = False
         if environment.parsed_options is not None:
             setattr(environment.parsed_options, RUN_ID_OPTION, run_id)
         elif role == "master":
             logger.error("collector: environment.parsed_options is None, workers cannot learn the run id")
-        self._open_writer(run_id)
+        writer = self._meta_writer = self._open_writer(run_id)
+        started_at = datetime.now(UTC)
+        scenario, config_json = self.settings.scenario, self.settings.config_json
+        if self.settings.describe_test is not None:
+            scenario, config_json = self.settings.describe_test(environment)
+        fields = run_fields(
+            run_id,
+            self.settings.test_type,
+            scenario,
+            environment.host or "",
+            config_json,
+            started_at,
+            workers=self._workers,
+            locust_version=locust.__version__,
+            role=role,
+        )
+        retention_s = self.settings.retention_s
+        writer.put(meta_entries(self._prefix, run_id, fields, retention_s=retention_s, started_at=started_at))
+        writer.flush()  # the run is listed at once (Redis away: written when it answers)
         logger.info("collector: run %s started (%s, %d worker(s))", run_id, role, self._workers)
 
-    def _create_meta(self, environment: Environment) -> None:
-        if self._meta_created or self.run_id is None:
-            return
+    def _check_new(self, run_id: str) -> None:
+        """ConfigError when the run id is taken; a Redis that does not answer cannot tell (its
+        writer keeps everything until it does)."""
         try:
-            create_run(
-                self._client,
-                self._prefix,
-                self.run_id,
-                self.settings.test_type,
-                self.settings.scenario,
-                environment.host or "",
-                self.settings.config_json,
-                retention_s=self.settings.retention_s,
-                workers=self._workers,
-                locust_version=locust.__version__,
-                role=self.role,
+            taken = run_exists(self._client, self._prefix, run_id)
+        except REDIS_ERRORS as exc:
+            logger.error(
+                "collector: Redis does not answer at the start of run %s (%s); its data and metadata are "
+                "kept and written when it answers",
+                run_id,
+                type(exc).__name__,
             )
-        except REDIS_ERRORS as exc:  # the writers keep the data meanwhile; retried at the end
-            logger.error("collector: cannot create run %s in Redis yet (%s)", self.run_id, type(exc).__name__)
             return
-        self._meta_created = True
+        if taken:
+            raise ConfigError(
+                f"run id {run_id!r} already exists under prefix {self._prefix!r}: choose another run id"
+            )
+
+    def _put_meta(self, **fields: object) -> None:
+        """Set meta fields of the current (or last) run through its writer (open: with its batches;
+        closed: at once, or spilled)."""
+        writer = self._meta_writer
+        if writer is None or self.run_id is None:
+            return
+        writer.put(meta_entries(self._prefix, self.run_id, fields, retention_s=self.settings.retention_s))
 
     def on_request(
         self,
@@ -288,12 +319,12 @@ class CollectorPlugin:
         )
 
     def on_test_stop(self, environment: Environment, **_kwargs: Any) -> None:
-        """Final flush of the writer; master/local: finish the run with Locust's own total."""
+        """Master/local: finish the run with Locust's own total; then the writer's final flush."""
+        if self.role != "worker" and self._run_active:
+            self._finish(environment)
         if self.writer is not None:
             self.writer.close()
             self.writer = None
-        if self.role != "worker" and self._run_active:
-            self._finish(environment)
 
     def _finish(self, environment: Environment) -> None:
         run_id = self.run_id
@@ -301,20 +332,12 @@ class CollectorPlugin:
             return
         self._run_active = False
         status = "interrupted" if self._interrupted else "finished"
-        self._create_meta(environment)
-        try:
-            finish_run(
-                self._client,
-                self._prefix,
-                run_id,
-                status,
-                retention_s=self.settings.retention_s,
-                locust_total_requests=environment.stats.total.num_requests,
-                locust_total_failures=environment.stats.total.num_failures,
+        total = environment.stats.total
+        self._put_meta(
+            **finish_fields(
+                status, locust_total_requests=total.num_requests, locust_total_failures=total.num_failures
             )
-        except _STORE_ERRORS as exc:
-            logger.error("collector: could not finish run %s in Redis (%s)", run_id, type(exc).__name__)
-            return
+        )
         if self.role == "master":
             self._finishing_run_id = run_id
         logger.info("collector: run %s %s", run_id, status)
@@ -322,28 +345,16 @@ class CollectorPlugin:
     def on_worker_report(self, client_id: str, data: Mapping[str, Any], **_kwargs: Any) -> None:
         """After test_stop on a master: keep Locust's total in the meta up to date (late reports)."""
         if self._finishing_run_id is not None:
-            self._store_locust_total(self._finishing_run_id)
+            self._store_locust_total()
 
-    def _store_locust_total(self, run_id: str) -> None:
+    def _store_locust_total(self) -> None:
         total = self.environment.stats.total
-        try:
-            update_run(
-                self._client,
-                self._prefix,
-                run_id,
-                locust_total_requests=total.num_requests,
-                locust_total_failures=total.num_failures,
-            )
-        except _STORE_ERRORS as exc:
-            logger.error("collector: could not update run %s in Redis (%s)", run_id, type(exc).__name__)
+        self._put_meta(locust_total_requests=total.num_requests, locust_total_failures=total.num_failures)
 
     def on_reset_stats(self, **_kwargs: Any) -> None:
         """Locust's statistics were reset (web UI): its totals no longer cover the whole run."""
         if self.run_id is not None and self.role != "worker" and self._run_active:
-            try:
-                update_run(self._client, self._prefix, self.run_id, locust_stats_reset=1)
-            except _STORE_ERRORS as exc:
-                logger.error("collector: could not flag the stats reset (%s)", type(exc).__name__)
+            self._put_meta(locust_stats_reset=1)
 
     def on_quitting(self, environment: Environment, **_kwargs: Any) -> None:
         """Quitting while a test runs means it was interrupted (Ctrl-C, SIGTERM)."""
@@ -351,15 +362,15 @@ class CollectorPlugin:
             self._interrupted = True
 
     def on_quit(self, **_kwargs: Any) -> None:
-        """Safety net just before exit: close a writer that is still open, finish an open run."""
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+        """Safety net just before exit: finish an open run, close a writer that is still open."""
         if self.role != "worker" and self._run_active:
             self._interrupted = True
             self._finish(self.environment)
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
         if self._finishing_run_id is not None:
-            self._store_locust_total(self._finishing_run_id)
+            self._store_locust_total()
         if self.unrecorded_requests:
             logger.warning(
                 "collector: %d request event(s) arrived while no test was running and were not recorded",
@@ -383,6 +394,7 @@ def install(
     close_timeout_s: float = 10.0,
     raw_sample_rate: float = 0.0,
     raw_rows_cap: int = 100_000,
+    describe_test: Callable[[Environment], tuple[str, str]] | None = None,
 ) -> CollectorPlugin:
     """Install the collector on ``environment`` (call from an ``events.init`` listener); idempotent.
 
@@ -412,6 +424,7 @@ def install(
         close_timeout_s=close_timeout_s,
         raw_sample_rate=raw_sample_rate,
         raw_rows_cap=raw_rows_cap,
+        describe_test=describe_test,
     )
     plugin = CollectorPlugin(environment, settings)
     setattr(environment, _PLUGIN_ATTR, plugin)

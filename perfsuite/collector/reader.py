@@ -7,13 +7,17 @@ compute summaries, time series, merged histograms, failure reasons and marks.
 Completeness: a run is ``complete`` when every writer that left data (or registered) wrote its
 closed record and the batches and requests found in Redis equal the totals it declared. Since each
 writer writes strictly in order and its closed record last, this proves nothing was lost in transit.
+
+Without Redis: ``load_spilled`` reads a run from the spill files and journals its writers left on
+local disk (Redis was away when they closed), applying their entries in order as Redis would.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,12 +37,17 @@ from perfsuite.collector.keys import (
     runs_key,
     writers_key,
 )
+from perfsuite.collector.spill import read_entries, run_files
 from perfsuite.errors import ConfigError
 
 SUMMARY_PERCENTILES: tuple[float, ...] = (50.0, 90.0, 95.0, 99.0)
 TIMESERIES_PERCENTILES: tuple[float, ...] = (50.0, 95.0, 99.0)
 TOTAL_NAME = "Aggregated"
 """``name`` of the row that ``RunData.total()`` returns (request_type is empty), as in Locust."""
+
+FROM_REDIS = "redis"
+FROM_SPILL = "spill files"
+"""Values of ``RunData.source``."""
 
 DECODE_CHUNK = 4096
 """Histograms decoded per vectorised pass while a run is read (bounds the transient memory)."""
@@ -85,6 +94,10 @@ class RunData:
     """Why the run is not complete (empty when it is)."""
     resolution_s: int = 1
     """Seconds per cell (``second`` is the start of each interval)."""
+    source: str = FROM_REDIS
+    """Where the run was read from: ``FROM_REDIS`` or ``FROM_SPILL`` (local files; Redis was away)."""
+    entries_from_files: int = 0
+    """Entries read from spill files and journals (``FROM_SPILL`` only)."""
 
     # ---------------------------------------------------------------- shape of the run
 
@@ -124,6 +137,17 @@ class RunData:
     def complete(self) -> bool:
         """Every writer closed and what it declared (batches, requests) equals what was found."""
         return not self.problems
+
+    @property
+    def redis_outages(self) -> int:
+        """Times the writers found the collector's Redis unreachable, or emptied, during the run
+        (what their records declare)."""
+        return int(self.writer_rows["outages"].sum()) if len(self.writer_rows) else 0
+
+    @property
+    def entries_rewritten(self) -> int:
+        """Entries the writers wrote again from their journals after an outage (their records)."""
+        return int(self.writer_rows["rewritten"].sum()) if len(self.writer_rows) else 0
 
     @property
     def locust_total_requests(self) -> int | None:
@@ -313,8 +337,8 @@ class RunData:
         return self.raw_rows.copy()
 
     def writers(self) -> pd.DataFrame:
-        """Per writer: what it declared (closed, requests, batches, spilled, host, pid) and what was
-        found (found_requests, found_batches)."""
+        """Per writer: what it declared (closed, requests, batches, spilled, outages, rewritten, host,
+        pid) and what was found (found_requests, found_batches)."""
         return self.writer_rows.copy()
 
 
@@ -436,13 +460,26 @@ def _writers_frame(records: Mapping[str, dict[str, Any]], accumulator: _RunAccum
                 "requests": int(record.get("requests", 0)),
                 "batches": int(record.get("batches", 0)),
                 "spilled": int(record.get("spilled", 0)),
+                "outages": int(record.get("outages", 0)),
+                "rewritten": int(record.get("rewritten", 0)),
                 "host": str(record.get("host", "")),
                 "pid": int(record.get("pid", 0)),
                 "found_requests": accumulator.writer_requests.get(writer_id, 0),
                 "found_batches": accumulator.writer_batches.get(writer_id, 0),
             }
         )
-    columns = ["writer_id", "registered", "closed", "requests", "batches", "spilled", "host", "pid"]
+    columns = [
+        "writer_id",
+        "registered",
+        "closed",
+        "requests",
+        "batches",
+        "spilled",
+        "outages",
+        "rewritten",
+        "host",
+        "pid",
+    ]
     return pd.DataFrame(rows, columns=[*columns, "found_requests", "found_batches"])
 
 
@@ -559,46 +596,117 @@ class CollectorReader:
         reading (less memory for long soaks; time series then go no finer than that).
         """
         check_run_id(run_id)
-        if int(resolution_s) != resolution_s or resolution_s < 1:
-            raise ConfigError(f"resolution_s={resolution_s!r} is invalid: use a whole number of seconds >= 1")
-        meta = {
-            _decode(k): _decode(v) for k, v in self._client.hgetall(meta_key(self._prefix, run_id)).items()
-        }
-        accumulator = _RunAccumulator(int(resolution_s))
-        for field_name, blob in self._client.hscan_iter(batches_key(self._prefix, run_id), count=1000):
-            accumulator.add(_decode(field_name), blob)
-        records: dict[str, dict[str, Any]] = {}
-        for writer_id, value in self._client.hgetall(writers_key(self._prefix, run_id)).items():
-            try:
-                records[_decode(writer_id)] = json.loads(value)
-            except ValueError:
-                continue
-        if not meta and not accumulator.writer_batches and not records:
+        _check_resolution(resolution_s)
+        meta = self._client.hgetall(meta_key(self._prefix, run_id))
+        batches = self._client.hscan_iter(batches_key(self._prefix, run_id), count=1000)
+        records = self._client.hgetall(writers_key(self._prefix, run_id))
+        data = _assemble(run_id, meta, batches, records, int(resolution_s))
+        if data is None:
             raise ConfigError(f"run {run_id!r} not found under prefix {self._prefix!r} (unknown or expired)")
-        writers = _writers_frame(records, accumulator)
-        marks = pd.DataFrame(accumulator.marks)
-        if len(marks):
-            marks = marks.sort_values("at", kind="stable").reset_index(drop=True)
-            marks.insert(1, "time", pd.to_datetime(marks["at"], unit="s", utc=True))
-        else:
-            marks = pd.DataFrame(columns=["at", "time", "kind", "writer"])
-        raw = pd.DataFrame(
-            accumulator.rows,
-            columns=["at", "request_type", "name", "latency_us", "outcome", "response_length"],
-        )
-        reasons = pd.DataFrame(accumulator.reasons, columns=["cell", "outcome", "reason", "count"])
-        return RunData(
-            run_id=run_id,
-            meta=meta,
-            cells=accumulator.cells_frame(),
-            histograms=accumulator.tables(),
-            reasons=reasons,
-            mark_rows=marks,
-            raw_rows=raw,
-            writer_rows=writers,
-            problems=_problems(writers, accumulator.bad_batches, accumulator.bad_histograms),
-            resolution_s=resolution_s,
-        )
+        return data
 
 
-__all__ = ["SUMMARY_PERCENTILES", "TIMESERIES_PERCENTILES", "TOTAL_NAME", "CollectorReader", "RunData"]
+def _check_resolution(resolution_s: int) -> None:
+    if int(resolution_s) != resolution_s or resolution_s < 1:
+        raise ConfigError(f"resolution_s={resolution_s!r} is invalid: use a whole number of seconds >= 1")
+
+
+def _assemble(
+    run_id: str,
+    raw_meta: Mapping[Any, Any],
+    batches: Iterable[tuple[Any, bytes]],
+    raw_records: Mapping[Any, Any],
+    resolution_s: int,
+    **source: Any,
+) -> RunData | None:
+    """A run's data from its meta hash, batch fields and writer records as stored (bytes or str
+    keys); None when there is none of them. ``source`` sets ``RunData.source`` and its count."""
+    meta = {_decode(k): _decode(v) for k, v in raw_meta.items()}
+    accumulator = _RunAccumulator(resolution_s)
+    for field_name, blob in batches:
+        accumulator.add(_decode(field_name), blob)
+    records: dict[str, dict[str, Any]] = {}
+    for writer_id, value in raw_records.items():
+        try:
+            records[_decode(writer_id)] = json.loads(value)
+        except ValueError:
+            continue
+    if not meta and not accumulator.writer_batches and not records:
+        return None
+    writers = _writers_frame(records, accumulator)
+    marks = pd.DataFrame(accumulator.marks)
+    if len(marks):
+        marks = marks.sort_values("at", kind="stable").reset_index(drop=True)
+        marks.insert(1, "time", pd.to_datetime(marks["at"], unit="s", utc=True))
+    else:
+        marks = pd.DataFrame(columns=["at", "time", "kind", "writer"])
+    raw = pd.DataFrame(
+        accumulator.rows,
+        columns=["at", "request_type", "name", "latency_us", "outcome", "response_length"],
+    )
+    reasons = pd.DataFrame(accumulator.reasons, columns=["cell", "outcome", "reason", "count"])
+    return RunData(
+        run_id=run_id,
+        meta=meta,
+        cells=accumulator.cells_frame(),
+        histograms=accumulator.tables(),
+        reasons=reasons,
+        mark_rows=marks,
+        raw_rows=raw,
+        writer_rows=writers,
+        problems=_problems(writers, accumulator.bad_batches, accumulator.bad_histograms),
+        resolution_s=resolution_s,
+        **source,
+    )
+
+
+def load_spilled(
+    spill_dir: Path, run_id: str, key_prefix: str = DEFAULT_PREFIX, resolution_s: int = 1
+) -> RunData:
+    """Read ``run_id`` from the spill files and journals under ``spill_dir`` (what its writers kept
+    while the collector's Redis was away), as ``CollectorReader.load`` would read it from Redis once
+    they are replayed; ConfigError when they hold nothing of the run. The files are left in place."""
+    check_run_id(run_id)
+    check_prefix(key_prefix)
+    _check_resolution(resolution_s)
+    wanted = {
+        meta_key(key_prefix, run_id): "meta",
+        batches_key(key_prefix, run_id): "batches",
+        writers_key(key_prefix, run_id): "writers",
+    }
+    hashes: dict[str, dict[str, bytes]] = {"meta": {}, "batches": {}, "writers": {}}
+    read = 0
+    for path in run_files(spill_dir, run_id):
+        try:
+            entries, _ = read_entries(path)
+        except FileNotFoundError:  # replayed meanwhile
+            continue
+        for entry in entries:
+            which = wanted.get(entry.key)
+            if which is not None and entry.op == "hset":
+                hashes[which][entry.field] = entry.value  # later entries win, as in Redis
+                read += 1
+    data = _assemble(
+        run_id,
+        hashes["meta"],
+        hashes["batches"].items(),
+        hashes["writers"],
+        int(resolution_s),
+        source=FROM_SPILL,
+        entries_from_files=read,
+    )
+    if data is None:
+        raise ConfigError(f"run {run_id!r} not found in the spill files under {spill_dir}")
+    return data
+
+
+__all__ = [
+    "FROM_REDIS",
+    "FROM_SPILL",
+    "SUMMARY_PERCENTILES",
+    "TIMESERIES_PERCENTILES",
+    "TOTAL_NAME",
+    "CollectorReader",
+    "RunData",
+    "load_spilled",
+]

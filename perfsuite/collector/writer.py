@@ -9,12 +9,14 @@ current wall-clock second) plus pending marks into one batch, and writes pending
 pipelines (``HSET`` the batch field + ``EXPIRE``). A batch field is ``{writer_id}:{seq}``, so a
 rewritten batch replaces itself: retries never double count.
 
-Never loses data: a failed write leaves the entries pending in memory; past ``max_pending_batches``
-the oldest go to an append-only spill file; when Redis answers again the spill file is written
-first, then the pending entries, in order. ``close()`` flushes everything, then writes the writer
-record (``closed: true`` with its totals); what still cannot be written after ``close_timeout_s``
-stays in the spill file for ``replay_spill``. Since entries are written strictly in order, a closed
-writer record in Redis proves that every batch of that writer reached Redis.
+Never loses data (``perfsuite.collector.outbox``): a failed write leaves the entries pending in
+memory; past ``max_pending_batches`` the oldest go to an append-only spill file; every entry is also
+kept in the writer's journal, so when Redis answers again (having kept its data or not) everything is
+written again, in order. ``close()`` flushes everything, then writes the writer record (``closed:
+true`` with its totals); what still cannot be written after ``close_timeout_s`` stays in the spill
+file for ``replay_spill``. Since entries are written strictly in order, a closed writer record in
+Redis proves that every batch of that writer reached Redis. ``put`` carries other entries (the run's
+metadata, written by the master's or local process's writer) the same way.
 
 Not thread-safe: use one writer from one OS thread (any number of greenlets).
 """
@@ -29,10 +31,8 @@ import re
 import secrets
 import socket
 import time
-from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ import gevent.event
 import gevent.lock
 
 from perfsuite.collector.batch import FORMAT_VERSION, OUTCOME_INDEX, OUTCOMES, encode_batch
-from perfsuite.collector.client import REDIS_ERRORS, RedisLike, redis_client
+from perfsuite.collector.client import RedisLike, redis_client
 from perfsuite.collector.histogram import LatencyHistogram
 from perfsuite.collector.keys import (
     DEFAULT_PREFIX,
@@ -53,14 +53,8 @@ from perfsuite.collector.keys import (
     check_writer_id,
     writers_key,
 )
-from perfsuite.collector.spill import (
-    PIPELINE_CHUNK,
-    Entry,
-    append_entries,
-    spill_path,
-    write_entries,
-    write_spill_file,
-)
+from perfsuite.collector.outbox import Outbox
+from perfsuite.collector.spill import Entry, journal_path, spill_path
 from perfsuite.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -203,7 +197,6 @@ class CollectorWriter:
         self._prefix = check_prefix(key_prefix)
         self._client = redis_client(redis_client_or_url)
         self._flush_interval_s = float(flush_interval_s)
-        self._max_pending = int(max_pending_batches)
         self._retention_s = int(retention_s)
         self._close_timeout_s = float(close_timeout_s)
         self._raw_sample_rate = float(raw_sample_rate)
@@ -212,6 +205,17 @@ class CollectorWriter:
         self._writers_key = writers_key(self._prefix, self.run_id)
         self.spill_path: Path = spill_path(Path(spill_dir), self.run_id, self.writer_id)
         """This writer's spill file (exists only while it holds unsent entries)."""
+        self.journal_path: Path = journal_path(Path(spill_dir), self.run_id, self.writer_id)
+        """This writer's journal (exists until it closes; kept as the spill file when Redis may have
+        lost what it held and still does not answer at close)."""
+        self._outbox = Outbox(
+            self._client,
+            spill_path=self.spill_path,
+            journal_path=self.journal_path,
+            max_pending=int(max_pending_batches),
+            probe=(self._writers_key, self.writer_id),
+            name=self.writer_id,
+        )
 
         self._cells: dict[int, dict[tuple[str, str], _Cell]] = {}
         self._current_second: int | None = None
@@ -219,26 +223,19 @@ class CollectorWriter:
         self._marks: list[dict[str, Any]] = []
         self._rows: list[list[Any]] = []
         self._rows_taken = 0
-        self._pending: deque[Entry] = deque()
-        self._spill_unsent_entries = 0
-        self._spill_unsent_batches = 0
         self._seq = 0
         self._lock = gevent.lock.RLock()
         self._stop = gevent.event.Event()
         self._flusher: gevent.Greenlet[Any, Any] | None = None
-        self._down_since: float | None = None
         self._closed = False
         self._close_result = False
         self._started_at = utc_now_iso()
+        self._recorded_state = (0, 0)
 
         self.requests_recorded: int = 0
         """Requests passed to ``record`` (the writer record's ``requests``)."""
         self.batches_created: int = 0
         """Batches built so far (the writer record's ``batches``)."""
-        self.batches_written: int = 0
-        """Batches confirmed written to Redis."""
-        self.batches_spilled: int = 0
-        """Batches that went through the spill file (written later or still there)."""
         self.clamped: int = 0
         """Latency values clamped to the histogram range so far (flushed cells only)."""
         self.records_after_close: int = 0
@@ -342,7 +339,14 @@ class CollectorWriter:
         """
         with self._lock:
             self._enqueue_batch(everything)
-            return self._drain()
+            return self._outbox.drain()
+
+    def put(self, entries: Sequence[Entry]) -> None:
+        """Write other idempotent entries (the run's metadata: ``perfsuite.collector.runs``) with
+        this writer's batches: queued, journaled and rewritten after an outage like them while the
+        writer is open; after ``close()``, written at once or kept in the spill file."""
+        with self._lock:
+            self._outbox.put(entries)
 
     def _enqueue_batch(self, everything: bool) -> None:
         now_second = int(time.time())
@@ -370,7 +374,7 @@ class CollectorWriter:
         if self._rows:
             batch["rows"], self._rows = self._rows, []
         field = batch_field(self.writer_id, self._seq)
-        self._pending.append(Entry(self._batches_key, field, encode_batch(batch), self._retention_s, True))
+        self._outbox.put([Entry(self._batches_key, field, encode_batch(batch), self._retention_s, True)])
         self._seq += 1
         self.batches_created += 1
 
@@ -380,6 +384,8 @@ class CollectorWriter:
             "requests": self.requests_recorded,
             "batches": self.batches_created,
             "spilled": self.batches_spilled,
+            "outages": self.redis_outages,
+            "rewritten": self.entries_rewritten,
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "started_at": self._started_at,
@@ -387,63 +393,38 @@ class CollectorWriter:
         if closed:
             record["closed_at"] = utc_now_iso()
         value = encode_json(record)
-        self._pending.append(Entry(self._writers_key, self.writer_id, value, self._retention_s, False))
+        self._outbox.put([Entry(self._writers_key, self.writer_id, value, self._retention_s, False)])
+        self._recorded_state = self._delivery_state()
 
-    def _drain(self) -> bool:
-        """Write the spill file, then pending entries, in order; False when Redis failed."""
-        try:
-            if self._spill_unsent_entries:
-                self._client.ping()  # cheap probe before streaming a possibly large file
-                write_spill_file(self._client, self.spill_path)
-                self.batches_written += self._spill_unsent_batches
-                self._spill_unsent_entries = self._spill_unsent_batches = 0
-            while self._pending:
-                chunk = list(islice(self._pending, PIPELINE_CHUNK))
-                write_entries(self._client, chunk)
-                for _ in chunk:
-                    self._pending.popleft()
-                self.batches_written += sum(entry.is_batch for entry in chunk)
-        except REDIS_ERRORS as exc:
-            if self._down_since is None:
-                self._down_since = time.monotonic()
-                logger.warning(
-                    "collector writer %s: Redis write failed (%s: %s); keeping data, retrying every flush",
-                    self.writer_id,
-                    type(exc).__name__,
-                    exc,
-                )
-            self._spill_excess(self._max_pending)
-            return False
-        if self._down_since is not None:
-            logger.warning(
-                "collector writer %s: Redis writes resumed after %.1f s, nothing lost",
-                self.writer_id,
-                time.monotonic() - self._down_since,
-            )
-            self._down_since = None
-        return True
-
-    def _spill_excess(self, keep: int) -> None:
-        """Move the oldest pending entries beyond ``keep`` to the spill file."""
-        excess = len(self._pending) - keep
-        if excess <= 0:
-            return
-        entries = [self._pending.popleft() for _ in range(excess)]
-        try:
-            append_entries(self.spill_path, entries)
-        except OSError as exc:  # keep them in memory rather than lose them
-            self._pending.extendleft(reversed(entries))
-            logger.error("collector writer %s: cannot spill to %s: %s", self.writer_id, self.spill_path, exc)
-            return
-        batches = sum(entry.is_batch for entry in entries)
-        self._spill_unsent_entries += len(entries)
-        self._spill_unsent_batches += batches
-        self.batches_spilled += batches
+    def _delivery_state(self) -> tuple[int, int]:
+        """What the writer record says of the delivery: (outages, entries rewritten)."""
+        return self.redis_outages, self.entries_rewritten
 
     @property
     def pending(self) -> int:
-        """Entries (batches and writer records) not yet in Redis: in memory plus in the spill file."""
-        return len(self._pending) + self._spill_unsent_entries
+        """Entries (batches, writer records, metadata) not yet in Redis: in memory plus spilled."""
+        return self._outbox.pending
+
+    @property
+    def batches_written(self) -> int:
+        """Batches confirmed written to Redis."""
+        return self._outbox.batches_written
+
+    @property
+    def batches_spilled(self) -> int:
+        """Batches that went through the spill file (written later or still there)."""
+        return self._outbox.batches_spilled
+
+    @property
+    def redis_outages(self) -> int:
+        """Times Redis stopped answering, or answered having lost this writer's entries (the writer
+        record's ``outages``)."""
+        return self._outbox.outages
+
+    @property
+    def entries_rewritten(self) -> int:
+        """Entries written again from the journal after outages (the writer record's ``rewritten``)."""
+        return self._outbox.entries_rewritten
 
     @property
     def closed(self) -> bool:
@@ -454,8 +435,9 @@ class CollectorWriter:
         """Final flush: every cell and mark, then the closed writer record. Idempotent.
 
         Retries for up to ``timeout_s`` (default: the constructor's ``close_timeout_s``) while Redis
-        does not answer; whatever is still unsent then goes to the spill file (see ``replay_spill``).
-        True when everything is in Redis.
+        does not answer; whatever is still unsent then goes to the spill file (see ``replay_spill``):
+        the whole journal when Redis failed during the run. The journal is deleted when everything
+        is in Redis. True when everything is in Redis.
         """
         if self._closed:
             return self._close_result
@@ -470,12 +452,12 @@ class CollectorWriter:
             self._enqueue_batch(everything=True)
             self._closed = True
             self._enqueue_writer_record(closed=True)
-            done = self._drain()
-            while not done and time.monotonic() < deadline:
-                gevent.sleep(min(0.2, max(deadline - time.monotonic(), 0.0)))
-                done = self._drain()
+            done = self._drain_until(deadline)
+            if self._recorded_state != self._delivery_state():  # an outage, a rewrite during close
+                self._enqueue_writer_record(closed=True)  # the record again, saying so
+                done = done and self._drain_until(deadline)
+            done = self._outbox.finish()
             if not done:
-                self._spill_excess(0)
                 logger.warning(
                     "collector writer %s: Redis unreachable at close; %d entries kept in %s "
                     "(write them later with perfsuite.collector.replay_spill)",
@@ -484,6 +466,14 @@ class CollectorWriter:
                     self.spill_path,
                 )
         self._close_result = done
+        return done
+
+    def _drain_until(self, deadline: float) -> bool:
+        """Drain, retrying while Redis fails until ``deadline`` (monotonic seconds)."""
+        done = self._outbox.drain()
+        while not done and time.monotonic() < deadline:
+            gevent.sleep(min(0.2, max(deadline - time.monotonic(), 0.0)))
+            done = self._outbox.drain()
         return done
 
     def __enter__(self) -> CollectorWriter:
