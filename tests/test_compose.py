@@ -96,7 +96,6 @@ def test_compose_command_lines_run_two_web_ui_tests_distributed(redis_url: str, 
     master_port, web_port = free_port(), free_port()
     replacements = {
         "/app/": str(REPO) + "/",
-        "${LOCUSTFILE:-webhook.py}": "webhook.py",
         "${TARGET_HOST:-http://demo-bot:8000}": bot.url,
         "locust-master": "127.0.0.1",
         "5557": str(master_port),
