@@ -64,6 +64,18 @@ class Resources(_Model):
         return self.pool_in_use_max / self.pool_max
 
 
+class GeneratorUsage(_Model):
+    """One load-generating process over the whole run."""
+
+    process: str
+    """``local pid 123`` or ``worker 0 pid 456``."""
+    samples: int = 0
+    cpu_mean_percent: float | None = None
+    cpu_max_percent: float | None = None
+    lag_max_ms: float | None = None
+    rss_max_mb: float | None = None
+
+
 class Step(_Model):
     """One step of the progression, as measured."""
 
@@ -236,6 +248,8 @@ class CapacityFigures(_Model):
     alerts: tuple[Alert, ...] = ()
     aborted_by: str | None = None
     resources: Resources = Resources()
+    generators: tuple[GeneratorUsage, ...] = ()
+    """Each load-generating process over the run."""
     pool: Pool = Pool()
     backlog: Backlog = Backlog(supported=False)
 
@@ -244,6 +258,7 @@ __all__ = [
     "Alert",
     "Capacity",
     "CapacityFigures",
+    "GeneratorUsage",
     "Knee",
     "Outage",
     "OutageBacklog",

@@ -154,6 +154,7 @@ def capacity_figures(
         alerts=alerts,
         aborted_by=f"{aborting.severity} alert: {aborting.what}" if aborting is not None else None,
         resources=samples.resources(),
+        generators=samples.generators(),
         pool=Pool(
             max=bound,
             peak_in_use=peak,

@@ -157,6 +157,12 @@ def resources_section(figures: CapacityFigures) -> Section:
         after.append(f"bot connections (5.2): peak {pool.peak_in_use} open at once (no pool bound stated)")
     else:
         after.append("bot connection pool (5.2): not measured (its /health states no pool)")
+    for generator in figures.generators:
+        after.append(
+            f"generator {generator.process}: CPU mean {_percent(generator.cpu_mean_percent)}, max "
+            f"{_percent(generator.cpu_max_percent)}, event-loop lag max {generator.lag_max_ms or 0:,.0f} ms, "
+            f"{generator.rss_max_mb or 0:,.0f} MB ({generator.samples} samples)"
+        )
     usage = figures.resources
     if usage.bot_cpu_max_percent is None:
         after.append(Line("bot process not sampled (it does not run on this machine, or is unknown)", "warn"))

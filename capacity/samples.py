@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from capacity.figures import Resources
+from capacity.figures import GeneratorUsage, Resources
 from perfsuite.collect import records
 from perfsuite.collector import RunData
 from perfsuite.marks import RESOURCES, SAMPLE
@@ -109,6 +109,29 @@ class RunSamples:
             pool_max=int(max(pool_max)) if pool_max else None,
             queue_depth_max=max(depths) if depths else None,
         )
+
+    def generators(self) -> tuple[GeneratorUsage, ...]:
+        """Each generator process over the whole run."""
+        by_process: dict[str, list[dict[str, Any]]] = {}
+        for row in self._resources:
+            if row.get("role") == "generator":
+                by_process.setdefault(str(row.get("process")), []).append(row)
+        usage = []
+        for process, rows in sorted(by_process.items()):
+            cpu = [v for v in (_number(row.get("cpu_percent")) for row in rows) if v is not None]
+            lag = [v for v in (_number(row.get("loop_lag_max_ms")) for row in rows) if v is not None]
+            rss = [v for v in (_number(row.get("rss_mb")) for row in rows) if v is not None]
+            usage.append(
+                GeneratorUsage(
+                    process=process,
+                    samples=len(rows),
+                    cpu_mean_percent=_round(sum(cpu) / len(cpu)) if cpu else None,
+                    cpu_max_percent=_round(max(cpu, default=None)),
+                    lag_max_ms=_round(max(lag, default=None)),
+                    rss_max_mb=_round(max(rss, default=None)),
+                )
+            )
+        return tuple(usage)
 
     def generator_saturation(
         self, start_s: float, end_s: float, max_cpu_percent: float, max_lag_ms: float

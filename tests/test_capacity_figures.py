@@ -118,6 +118,7 @@ def test_steps_knee_capacity_and_outage_come_from_the_run_s_data(run: RunData) -
     )
     assert figures.steps[1].resources.bot_cpu_max_percent is not None
     assert figures.pool.max == 20 and figures.pool.capacity_step_utilization == pytest.approx(0.2)
+    assert [(g.process, g.samples, g.cpu_max_percent) for g in figures.generators] == [("local", 30, 95.0)]
 
 
 def test_success_during_the_outage_and_the_recovery_time_follow_the_rule(run: RunData) -> None:
