@@ -17,13 +17,14 @@ alert. The comparison reads ``capacity_users`` and ``recovery_time_s`` (:meth:`C
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from capacity.faults import REDIS_URL_ENV, Resolution, resolve
+from capacity.faults import PROXY_DRIVERS, REDIS_URL_ENV, Resolution, resolve
 from capacity.figures import CapacityFigures
 from capacity.measure import capacity_figures
 from capacity.plan import CapacityPlan
@@ -34,6 +35,7 @@ from perfsuite.backlog import Backlog, watch_backlog
 from perfsuite.collect import Collected
 from perfsuite.config import SuiteConfig
 from perfsuite.errors import PerfsuiteError
+from perfsuite.faults.schedule import driver_for
 from perfsuite.grading import Check
 from perfsuite.jobs import Metric, Prepared, RunOptions, TestType
 from perfsuite.launcher import LOCUSTFILES, LocustOutcome
@@ -41,6 +43,8 @@ from perfsuite.result import RunResult, Target
 from perfsuite.sections import Section
 from perfsuite.services import Target as BotTarget
 from perfsuite.services import resolve_target
+
+logger = logging.getLogger(__name__)
 
 MISSED_BY_FAR = 0.5
 """Success during an outage under this is a miss by far (POOR): the bot did not degrade, it failed."""
@@ -85,6 +89,19 @@ def outage_success(figures: CapacityFigures) -> float | None:
     """The lowest success rate during an outage that ran."""
     rates = [o.success_rate for o in figures.outages if o.status == "run" and o.success_rate is not None]
     return min(rates) if rates else None
+
+
+def heal_after_a_broken_run(faults: Resolution) -> None:
+    """Heal every proxy window again from this process: Locust heals them when its test stops, but a
+    Locust stopped hard (a timeout, a crash) cannot, and a user's own Toxiproxy would stay broken.
+    (Healing what is healthy succeeds; shell windows are left to their own heal command.)"""
+    for window in faults.run:
+        if window.driver not in PROXY_DRIVERS:
+            continue
+        try:
+            driver_for(window).heal()
+        except PerfsuiteError as exc:
+            logger.warning("capacity: could not heal fault window %s after the run: %s", window.name, exc)
 
 
 class CapacityTest(TestType):
@@ -140,6 +157,8 @@ class CapacityTest(TestType):
         self, config: SuiteConfig, prepared: Prepared, outcome: LocustOutcome, run_id: str
     ) -> Backlog:
         preflight: Preflight = prepared.context
+        if outcome.interrupted or outcome.timed_out or outcome.returncode not in (0, None):
+            heal_after_a_broken_run(preflight.faults)
         timeout_s = 0 if outcome.interrupted else config.capacity.backlog_drain_timeout_s
         bot = preflight.bot
         return watch_backlog(bot.health_url, timeout_s, config.target.backlog, host=bot.host, pid=bot.pid)

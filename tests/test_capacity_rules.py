@@ -247,3 +247,21 @@ def test_fault_commands_are_redacted_in_the_stored_snapshot() -> None:
     assert "hunter2" not in str(snapshot)
     assert snapshot["faults"][0]["inject"].startswith("PGPASSWORD=***")
     assert isinstance(_config(faults=[window]).faults[0], FaultWindow)
+
+
+def test_a_proxy_left_broken_by_a_killed_locust_is_healed_by_the_job() -> None:
+    """When Locust ends badly (timeout, crash), the job heals every proxy window itself: a user's own
+    fault proxy is never left with their dependency cut off."""
+    from capacity.faults import Resolution
+    from capacity.job import heal_after_a_broken_run
+    from perfsuite.faults import ToxiproxyClient
+
+    proxy = start_chaos_proxy(proxies=("redis=127.0.0.1:0=127.0.0.1:1",))
+    try:
+        client = ToxiproxyClient(proxy.url)
+        client.set_enabled("redis", False)
+        window = FaultWindow(at_s=5, duration_s=1, driver="proxy", target="redis", api_url=proxy.url)
+        heal_after_a_broken_run(Resolution(run=(window,), skipped=()))
+        assert client.proxy("redis").enabled
+    finally:
+        proxy.stop()
