@@ -520,8 +520,12 @@ class CapacityShape(LoadTestShape):
 
     def reset_time(self) -> None:
         super().reset_time()
+        # A new test (a web UI can start several): fresh state. A master calls this once more right
+        # after its first spawn of the same test, which keeps its state (load start, faults, sampling).
         if self.runner is not None:
-            new_state(self.runner.environment)
+            previous = getattr(self.runner.environment, "perfsuite_capacity", None)
+            if not isinstance(previous, CapacityState) or previous.stage in ("", Stage.DONE):
+                new_state(self.runner.environment)
 
     def _users(self, load: float) -> tuple[int, float, list[type[User]]]:
         if OPEN_MODEL:

@@ -35,8 +35,8 @@ def _config(**overrides: Any) -> SuiteConfig:
     return load_config(None, "smoke", {**TINY, **overrides})
 
 
-def _run(config: SuiteConfig, redis_url: str, state_dir: Path) -> RunResult:
-    return run_job(CapacityTest(), config, RunOptions(state_dir=state_dir), redis_url)
+def _run(config: SuiteConfig, redis_url: str, state_dir: Path, workers: int = 0) -> RunResult:
+    return run_job(CapacityTest(), config, RunOptions(state_dir=state_dir, workers=workers), redis_url)
 
 
 @pytest.fixture(scope="module")
@@ -190,13 +190,19 @@ def test_abort_on_critical_stops_the_run_at_the_first_critical_alert(
 
 @pytest.mark.slow
 def test_the_open_model_steps_arrival_rates_whatever_the_bot_does(redis_server: Any, tmp_path: Path) -> None:
-    """capacity.rate_steps_per_s: each step sends its arrival rate (an open model: requests start at
-    their intended times), the steps and the capacity are in arrivals per second."""
+    """capacity.rate_steps_per_s, with a master and two workers: the workers share each step's arrival
+    rate (an open model: requests start at their intended times); the steps and the capacity are in
+    arrivals per second; the master samples the bot and the machine, each worker itself."""
     config = _config(faults=[], **{"capacity.rate_steps_per_s": [10, 30], "capacity.step_duration": 4})
-    result = _run(config, redis_server.url, tmp_path)
+    result = _run(config, redis_server.url, tmp_path, workers=2)
     figures = figures_of(result)
     assert figures.model == "open" and figures.unit == "req/s"
     assert [step.load for step in figures.steps] == [10, 30]
     rates = [step.throughput_rps for step in figures.steps]
     assert 5 <= rates[0] <= 15 and 18 <= rates[1] <= 40, rates
     assert figures.capacity.unit == "req/s" and figures.capacity.value in (0, 10, 30)
+    assert (
+        figures.resources.bot_cpu_max_percent is not None
+        and figures.resources.machine_cpu_max_percent is not None
+    )
+    assert len(figures.generators) == 2 and all(g.process.startswith("worker") for g in figures.generators)
