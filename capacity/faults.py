@@ -178,16 +178,6 @@ def windows_to_run(config: SuiteConfig, environ: Mapping[str, str] | None = None
     return tuple(out)
 
 
-def skipped_from_env(config: SuiteConfig, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """``{window name: reason}`` preflight handed the Locust processes."""
-    env = os.environ if environ is None else environ
-    try:
-        skip = json.loads(env.get(SKIP_ENV) or "{}")
-    except ValueError:
-        return {}
-    return {str(k): str(v) for k, v in skip.items()} if isinstance(skip, dict) else {}
-
-
 __all__ = [
     "API_URL_ENV",
     "DISABLED",
@@ -200,6 +190,5 @@ __all__ = [
     "Skipped",
     "resolve",
     "selected",
-    "skipped_from_env",
     "windows_to_run",
 ]

@@ -92,7 +92,8 @@ def _run(start: dict[str, Any], end: dict[str, Any] | None) -> FaultRun:
 
 def outage_phase(data: RunData) -> tuple[float, float] | None:
     """``(start, end)`` epoch seconds of the outage phase (None when the run had none)."""
-    stages = [row for row in records(data.marks(STAGE))] if len(data.marks(STAGE)) else []
+    marks = data.marks(STAGE)
+    stages = records(marks) if len(marks) else []
     start = next((float(r["at"]) for r in stages if r.get("phase") == OUTAGES), None)
     if start is None:
         return None
