@@ -101,6 +101,8 @@ class Step(_Model):
     p95_ms: float | None = None
     p99_ms: float | None = None
     success_rate: float | None = None
+    queue_growth_per_s: float | None = None
+    """How fast the bot's queue (its /health) grew over the step (negative: it drained; None: unknown)."""
     slo_misses: tuple[str, ...] = ()
     generator_saturated: bool = False
     generator_note: str | None = None

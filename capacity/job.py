@@ -46,6 +46,10 @@ from perfsuite.services import resolve_target
 
 logger = logging.getLogger(__name__)
 
+BACKLOG_GROWTH_WARNING = 0.05
+"""Queue growth (a share of the answers per second) at the capacity step worth a warning when the
+SLOs do not judge it."""
+
 MISSED_BY_FAR = 0.5
 """Success during an outage under this is a miss by far (POOR): the bot did not degrade, it failed."""
 
@@ -290,6 +294,19 @@ class CapacityTest(TestType):
                     f"recovery after {outage.name} could not be measured (no pre-fault reference, or a watch "
                     "shorter than one rolling window)"
                 )
+        held = next((step for step in figures.steps if step.index == figures.capacity.step), None)
+        growth = held.queue_growth_per_s if held is not None else None
+        if (
+            config.capacity.slo.max_backlog_growth is None
+            and held is not None
+            and growth is not None
+            and growth > BACKLOG_GROWTH_WARNING * max(held.good_rps, 1.0)
+        ):
+            warnings.append(
+                f"at the capacity step ({held.load:g} {figures.unit}) the bot's queue grew {growth:,.0f}/s "
+                f"while it answered {held.good_rps:,.0f}/s: it acks faster than it works, so that load is "
+                "not sustainable for long (set capacity.slo.max_backlog_growth to count it in the capacity)"
+            )
         backlog = figures.backlog
         if not backlog.supported and backlog.reason:
             warnings.append(backlog.reason)

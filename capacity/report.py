@@ -80,6 +80,7 @@ def steps_section(figures: CapacityFigures) -> Section:
             ms(step.p99_ms),
             _share(step.success_rate),
             f"{step.success}/{step.rejected}/{step.backpressure}/{step.failure}",
+            "-" if step.queue_growth_per_s is None else f"{step.queue_growth_per_s:+,.0f}",
             _verdict(step),
         ]
         for step in figures.steps
@@ -108,10 +109,11 @@ def steps_section(figures: CapacityFigures) -> Section:
                 "P99 ms",
                 "success",
                 "ok/rej/429-503/fail",
+                "queue/s",
                 "verdict",
             ],
             rows,
-            left=(10,),
+            left=(11,),
         ),
         after=lines(*after),
         key="capacity",

@@ -2,8 +2,10 @@
 when to stop early. Pure functions of a few figures per step, so the live shape (from Locust's
 statistics) and the figures after the run (from the collector) decide alike.
 
-**SLOs** (``capacity.slo``): a step meets them when its P95 is at most ``p95_ms`` and its success rate
-(answered as intended) at least ``success_rate``; a step without a single answer fails them.
+**SLOs** (``capacity.slo``): a step meets them when its P95 is at most ``p95_ms``, its success rate
+(answered as intended) at least ``success_rate`` and, with ``max_backlog_growth`` set, the bot's queue
+(its /health, when it states one) grows by at most that share of the step's answers per second (a bot
+that acks faster than it works does not hold the load); a step without a single answer fails them.
 
 **Knee** (``capacity.knee``): the first step whose good throughput (answers as intended per second)
 grew by less than ``min_efficiency`` of the load's relative growth over the step before it, while
@@ -28,6 +30,7 @@ from typing import Any, Protocol
 from capacity.cells import RunCells
 from capacity.figures import Step
 from capacity.samples import RunSamples
+from perfsuite.backlog import drain_rate
 from perfsuite.collect import records
 from perfsuite.collector import RunData
 from perfsuite.config import CapacitySlo, KneeConfig, SuiteConfig
@@ -50,9 +53,16 @@ class StepLike(Protocol):
 
 
 def slo_misses(
-    requests: int, p95_ms: float | None, success_rate: float | None, slo: CapacitySlo
+    requests: int,
+    p95_ms: float | None,
+    success_rate: float | None,
+    slo: CapacitySlo,
+    *,
+    good_rps: float = 0.0,
+    queue_growth_per_s: float | None = None,
 ) -> tuple[str, ...]:
-    """Why a step misses the SLOs (empty when it meets them)."""
+    """Why a step misses the SLOs (empty when it meets them); ``queue_growth_per_s`` is how fast the
+    bot's queue grew over the step (None: unknown, not judged)."""
     if not requests or success_rate is None:
         return ("no request answered",)
     misses = []
@@ -61,7 +71,24 @@ def slo_misses(
         misses.append(f"P95 {shown} ms > {slo.p95_ms:g} ms")
     if success_rate < slo.success_rate:
         misses.append(f"success {success_rate * 100:.1f}% < {slo.success_rate * 100:g}%")
+    limit = slo.max_backlog_growth
+    if (
+        limit is not None
+        and queue_growth_per_s is not None
+        and queue_growth_per_s > limit * max(good_rps, 1.0)
+    ):
+        misses.append(
+            f"queue grows {queue_growth_per_s:,.0f}/s > {limit * 100:g}% of {good_rps:,.0f} answered/s "
+            "(the bot acks faster than it works)"
+        )
     return tuple(misses)
+
+
+def queue_growth(points: Sequence[tuple[float, int]]) -> float | None:
+    """How fast the bot's queue grew (per second; negative: it drained) from ``(seconds, depth)``
+    samples: the least-squares slope; None with fewer than two samples."""
+    rate = drain_rate(points)
+    return None if rate is None else -rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +224,7 @@ def measure_steps(
         settle = min(settings.settle_s, duration / 3)
         begin = stage.start_s + settle
         stretch = cells.stretch(begin, stage.end_s)
+        growth = queue_growth(samples.queue_depths(begin, stage.end_s))
         note = samples.generator_saturation(
             begin, stage.end_s, config.arrival.max_cpu_percent, settings.generator_max_lag_ms
         )
@@ -218,7 +246,15 @@ def measure_steps(
                 p95_ms=stretch.p95_ms,
                 p99_ms=stretch.p99_ms,
                 success_rate=stretch.success_rate,
-                slo_misses=slo_misses(stretch.requests, stretch.p95_ms, stretch.success_rate, settings.slo),
+                queue_growth_per_s=None if growth is None else round(growth, 2),
+                slo_misses=slo_misses(
+                    stretch.requests,
+                    stretch.p95_ms,
+                    stretch.success_rate,
+                    settings.slo,
+                    good_rps=stretch.good_rps,
+                    queue_growth_per_s=growth,
+                ),
                 generator_saturated=note is not None,
                 generator_note=note,
                 resources=samples.resources(begin, stage.end_s),
@@ -281,23 +317,31 @@ class LiveStep:
 
 
 def live_step(
-    index: int, load: float, before: StatsSnapshot, after: StatsSnapshot, slo: CapacitySlo
+    index: int,
+    load: float,
+    before: StatsSnapshot,
+    after: StatsSnapshot,
+    slo: CapacitySlo,
+    queue: Sequence[tuple[float, int]] = (),
 ) -> LiveStep:
     """The step between two snapshots (Locust counts refusals and failures as its failures, answers as
-    intended as its successes: the same success rate as the collector's)."""
+    intended as its successes: the same success rate as the collector's); ``queue``: the bot's queue
+    depth sampled meanwhile."""
     requests = max(0, after.requests - before.requests)
     failures = max(0, after.failures - before.failures)
     seconds = max(after.at_s - before.at_s, 1e-9)
     success_rate = (requests - failures) / requests if requests else None
     p95 = percentile_of_counts(counts_between(before.response_times, after.response_times), 95)
+    good_rps = (requests - failures) / seconds
+    growth = queue_growth(queue)
     return LiveStep(
         index=index,
         load=load,
         requests=requests,
-        good_rps=(requests - failures) / seconds,
+        good_rps=good_rps,
         p95_ms=p95,
         success_rate=success_rate,
-        misses=slo_misses(requests, p95, success_rate, slo),
+        misses=slo_misses(requests, p95, success_rate, slo, good_rps=good_rps, queue_growth_per_s=growth),
     )
 
 
@@ -315,6 +359,7 @@ __all__ = [
     "live_step",
     "measure_steps",
     "percentile_of_counts",
+    "queue_growth",
     "slo_misses",
     "step_stages",
 ]

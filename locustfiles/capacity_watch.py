@@ -77,6 +77,8 @@ class CapacityState:
     p95: SlidingPercentile | None = None
     peaks: dict[str, float] = field(default_factory=dict)
     """Worst value of each firing alert so far."""
+    queue: list[tuple[float, int]] = field(default_factory=list)
+    """The bot's queue depth as its /health said, ``(epoch s, depth)``, for the live step verdicts."""
     driving: bool = False
     """Open model: this process's arrival driver runs."""
 
@@ -215,6 +217,9 @@ def _on_resources(
             rss_mb=round(sample.bot.rss_mb, 1),
         )
     health = sample.health
+    if health is not None and health.queue_depth is not None:
+        state.queue.append((at, health.queue_depth))
+        del state.queue[:-3600]  # an hour of samples is all a step can use
     if health is not None:
         sink.mark(
             SAMPLE,

@@ -16,7 +16,8 @@ each finished step live from Locust's statistics, prints it, and stops early onc
 The master/local process also runs the fault scheduler (``fault_start``/``fault_end`` marks), the
 resource sampler (bot process, machine, the bot's /health) and the live alerts (``alert`` marks,
 printed; ``capacity.abort_on`` stops the run): :mod:`locustfiles.capacity_watch`. Every load
-generator samples its own CPU, memory and event-loop lag. Lines printed with :func:`perfsuite.launcher.say` show live in ``perfsuite run``.
+generator samples its own CPU, memory and event-loop lag. Lines printed with
+:func:`perfsuite.launcher.say` show live in ``perfsuite run``.
 
 (Named after the seed's ``system_capacity_test.py``: Locust registers a locustfile as a module named
 after its file, so ``locustfiles/capacity.py`` would hide the ``capacity`` package from itself.)
@@ -253,7 +254,8 @@ def _finish_step(environment: Environment, state: CapacityState) -> None:
     state.step = state.before = None
     if step is None or before is None:
         return
-    judged = live_step(step.index, step.load, before, stats_snapshot(environment), SETTINGS.slo)
+    queue = [(at, depth) for at, depth in state.queue if at >= before.at_s]
+    judged = live_step(step.index, step.load, before, stats_snapshot(environment), SETTINGS.slo, queue)
     state.live_steps.append(judged)
     verdict = "meets the SLOs" if judged.meets_slo else "MISSES the SLOs: " + "; ".join(judged.misses)
     p95 = "-" if judged.p95_ms is None else f"{judged.p95_ms:,.0f} ms"

@@ -320,6 +320,11 @@ class CapacitySlo(_Section):
     """P95 response time of the step's requests at most this (ms; the seed's target response time)."""
     success_rate: float = Field(0.99, ge=0, le=1)
     """Share answered as intended (success + expected rejections) at least this."""
+    max_backlog_growth: float | None = Field(None, ge=0, le=10)
+    """With a value, the bot's queue (its /health) may grow at most by this share of the step's answers
+    per second (0.05: 5 queued per 100 answered): a bot that acks faster than it works does not hold
+    the load. Null (the seed's SLOs: latency and success only): not judged, a warning says when the
+    queue grew that fast at the capacity step. A bot stating no queue depth is never held to it."""
 
 
 class KneeConfig(_Section):

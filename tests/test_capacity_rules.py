@@ -265,3 +265,20 @@ def test_a_proxy_left_broken_by_a_killed_locust_is_healed_by_the_job() -> None:
         assert client.proxy("redis").enabled
     finally:
         proxy.stop()
+
+
+def test_a_queue_growing_faster_than_the_bot_works_misses_when_the_slo_asks() -> None:
+    """With slo.max_backlog_growth, a step whose queue grew by more than that share of its answers
+    per second is not held (the bot acks faster than it works); without it, or with no queue known,
+    the queue is not judged."""
+    from capacity.steps import queue_growth
+
+    growth = queue_growth([(0.0, 0), (1.0, 60), (2.0, 120), (3.0, 180)])
+    assert growth == pytest.approx(60)
+    strict = CapacitySlo(p95_ms=500, success_rate=0.99, max_backlog_growth=0.05)
+    misses = slo_misses(1000, 40.0, 1.0, strict, good_rps=200, queue_growth_per_s=growth)
+    assert len(misses) == 1 and "queue grows 60/s" in misses[0]
+    assert slo_misses(1000, 40.0, 1.0, strict, good_rps=200, queue_growth_per_s=5) == ()
+    assert slo_misses(1000, 40.0, 1.0, strict, good_rps=200, queue_growth_per_s=None) == ()
+    assert slo_misses(1000, 40.0, 1.0, CapacitySlo(), good_rps=200, queue_growth_per_s=growth) == ()
+    assert queue_growth([(0.0, 5)]) is None
