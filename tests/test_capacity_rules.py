@@ -282,3 +282,12 @@ def test_a_queue_growing_faster_than_the_bot_works_misses_when_the_slo_asks() ->
     assert slo_misses(1000, 40.0, 1.0, strict, good_rps=200, queue_growth_per_s=None) == ()
     assert slo_misses(1000, 40.0, 1.0, CapacitySlo(), good_rps=200, queue_growth_per_s=growth) == ()
     assert queue_growth([(0.0, 5)]) is None
+
+
+def test_abort_on_on_the_command_line_sets_capacity_abort_on() -> None:
+    """`perfsuite run --abort-on critical` is capacity.abort_on; `perfsuite run` alone runs all."""
+    from perfsuite.cli import build_parser, overrides_from
+
+    args = build_parser().parse_args(["run", "--abort-on", "critical"])
+    assert overrides_from(args)["capacity.abort_on"] == "critical" and args.test_type == "all"
+    assert "capacity.abort_on" not in overrides_from(build_parser().parse_args(["run"]))
