@@ -3,8 +3,11 @@
 Locust's users are a closed model: a user waits for its response before the next request, so when
 the target stalls the requests that should have been sent meanwhile are never sent, and the stall
 all but vanishes from the statistics (coordinated omission). Here one driver per load-generating
-process issues the arrivals of an :class:`~perfsuite.arrival.ArrivalPlan` at their intended times
-from a bounded pool of greenlets:
+process (:class:`~locustfiles.arrival_driver.ArrivalDriver`, re-exported here) issues the arrivals
+of an :class:`~perfsuite.arrival.ArrivalPlan` at their intended times: one scheduler greenlet
+sleeps until the next intended time and hands the arrivals then due to a bounded pool of sender
+greenlets, made as needed and kept for the whole run (no greenlet per arrival, no periodic
+wake-up: between two arrivals only the requests themselves wake the process):
 
 - an arrival that finds a free slot (of ``max_concurrency``) starts at once; one that finds every
   slot busy waits in a FIFO queue of at most ``max_waiting`` and starts when a slot frees (late);
@@ -28,22 +31,18 @@ A locustfile using this calls :func:`register` at import time, subclasses :class
 from __future__ import annotations
 
 import logging
-import time
-from collections import deque
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import gevent
-import gevent.pool
 from locust import FastHttpUser, LoadTestShape, User, constant, task
 from locust.env import Environment
 from locust.event import Events
 from locust.runners import MasterRunner, WorkerRunner
 
-from perfsuite.arrival import ARRIVAL_MARK, ARRIVAL_START_MARK, DROPS_MARK, ArrivalCounts, ArrivalPlan
+from locustfiles.arrival_driver import ArrivalDriver, ArrivalSettings
+from perfsuite.arrival import ARRIVAL_MARK, ARRIVAL_START_MARK
 from perfsuite.collector import locust_plugin
-from perfsuite.config import SuiteConfig
+from perfsuite.marks import STAGE
 
 logger = logging.getLogger(__name__)
 
@@ -51,140 +50,6 @@ SLOTS_OPTION = "perfsuite_arrival_slots"
 """``parsed_options`` attribute: worker client id -> slot, set by the master at test start."""
 DONE_MESSAGE = "perfsuite_arrival_done"
 """Custom message a process sends (to itself when local) when its driver has ended."""
-
-
-@dataclass(frozen=True, slots=True)
-class ArrivalSettings:
-    """What the driver needs: the plan and the pool's bounds."""
-
-    plan: ArrivalPlan
-    max_concurrency: int = 1000
-    """Requests in flight at most (per process)."""
-    max_waiting: int = 10_000
-    """Arrivals waiting for a free slot at most (per process); beyond: dropped."""
-    max_lag_s: float = 0.010
-    """An arrival sent later than this after its intended start counts as late."""
-    drain_timeout_s: float = 20.0
-    """After the last arrival, time left for in-flight and waiting requests to finish."""
-    early_s: float = 0.001
-    """The scheduler wakes up to this much before an arrival's intended time: the event loop's
-    timers fire up to 1 ms late (epoll's millisecond timeouts), which would otherwise add ~0.6 ms
-    to every corrected latency. A request sent before its intended time is measured from its
-    actual send, so waking early never shortens a latency."""
-
-    @classmethod
-    def from_config(cls, config: SuiteConfig) -> ArrivalSettings:
-        """Settings from the ``arrival:`` section (its ``rate_per_s`` must be set)."""
-        arrival = config.arrival
-        return cls(
-            plan=ArrivalPlan.from_config(arrival),
-            max_concurrency=arrival.max_concurrency,
-            max_waiting=arrival.max_waiting,
-            max_lag_s=arrival.max_lag_ms / 1000,
-            drain_timeout_s=config.target.request_timeout_s + 5,
-        )
-
-
-class ArrivalDriver:
-    """Issues arrivals at their intended times from a bounded pool of greenlets (one per process).
-
-    ``send(intended_at)`` performs one request; ``intended_at`` is on ``clock``'s scale
-    (``time.perf_counter``) and the sender measures latency from it, or from its actual send if
-    that came first (see ``ArrivalSettings.early_s``). It runs in a pool greenlet.
-    """
-
-    def __init__(
-        self,
-        offsets: Iterable[float],
-        send: Callable[[float], object],
-        settings: ArrivalSettings,
-        *,
-        mark: Callable[..., None] | None = None,
-        clock: Callable[[], float] = time.perf_counter,
-    ) -> None:
-        self._offsets = offsets
-        self._send = send
-        self.settings = settings
-        self._mark = mark
-        self._clock = clock
-        self._pool = gevent.pool.Pool(settings.max_concurrency)
-        self._waiting: deque[float] = deque()
-        self._drops_unmarked = 0
-        self._last_drop_mark = 0.0
-        self.counts = ArrivalCounts()
-        """Counters so far (final once :meth:`run` returned)."""
-
-    @property
-    def in_flight(self) -> int:
-        """Requests being sent now."""
-        return len(self._pool)
-
-    @property
-    def waiting(self) -> int:
-        """Arrivals waiting for a free slot now."""
-        return len(self._waiting)
-
-    def run(self) -> ArrivalCounts:
-        """Issue every arrival, then wait (at most ``drain_timeout_s``) for the pool to drain."""
-        clock = self._clock
-        counts = self.counts
-        start = clock()
-        try:
-            for offset in self._offsets:
-                intended = start + offset
-                delay = intended - clock() - self.settings.early_s
-                # Behind schedule: still yield, so the requests just admitted can start.
-                gevent.sleep(delay if delay > 0 else 0)
-                counts.scheduled += 1
-                counts.schedule_lag.record(max(0.0, clock() - intended) * 1e6)
-                self._admit(intended)
-            deadline = clock() + self.settings.drain_timeout_s
-            while (self._pool or self._waiting) and clock() < deadline:
-                self._pool.join(timeout=min(0.1, max(0.0, deadline - clock())))
-        finally:
-            counts.unsent += len(self._waiting)
-            self._waiting.clear()
-            counts.abandoned += len(self._pool)
-            self._pool.kill(block=True, timeout=1.0)
-            self._flush_drop_mark(force=True)
-        return counts
-
-    def _admit(self, intended: float) -> None:
-        counts = self.counts
-        if not self._waiting and not self._pool.full():
-            self._pool.spawn(self._serve, intended)
-            counts.max_in_flight = max(counts.max_in_flight, len(self._pool))
-        elif len(self._waiting) < self.settings.max_waiting:
-            self._waiting.append(intended)
-            counts.waited += 1
-            counts.max_waiting = max(counts.max_waiting, len(self._waiting))
-        else:
-            counts.dropped += 1
-            self._drops_unmarked += 1
-            self._flush_drop_mark()
-
-    def _serve(self, intended: float) -> None:
-        # A slot serves arrivals until none waits: the queue is FIFO, oldest intended time first.
-        counts = self.counts
-        while True:
-            counts.sent += 1
-            if self._clock() - intended > self.settings.max_lag_s:
-                counts.late += 1
-            try:
-                self._send(intended)
-            except Exception:
-                counts.errors += 1
-                logger.exception("arrival driver: the sender raised")
-            if not self._waiting:
-                return
-            intended = self._waiting.popleft()
-
-    def _flush_drop_mark(self, force: bool = False) -> None:
-        now = time.time()
-        if self._drops_unmarked and self._mark is not None and (force or now - self._last_drop_mark >= 1.0):
-            self._mark(DROPS_MARK, dropped=self._drops_unmarked)
-            self._drops_unmarked = 0
-            self._last_drop_mark = now
 
 
 @dataclass(slots=True)
@@ -199,12 +64,18 @@ class _ProcessState:
     """Master/local: processes whose driver ended."""
 
 
-_state = _ProcessState()
+def state_of(environment: Environment) -> _ProcessState:
+    """This process's arrival state for the current test, kept on Locust's Environment."""
+    state = getattr(environment, "perfsuite_arrival", None)
+    if not isinstance(state, _ProcessState):
+        state = _ProcessState()
+        environment.perfsuite_arrival = state  # type: ignore[attr-defined]
+    return state
 
 
-def current_driver() -> ArrivalDriver | None:
+def current_driver(environment: Environment) -> ArrivalDriver | None:
     """This process's driver while one runs (for gauges: in flight, waiting)."""
-    return _state.driver
+    return state_of(environment).driver
 
 
 def register(events: Events) -> None:
@@ -220,19 +91,18 @@ def _on_init(environment: Environment, **_: Any) -> None:
 
 
 def _on_done(environment: Environment, msg: Any, **_: Any) -> None:
-    _state.done.add(str(getattr(msg, "node_id", None) or "local"))
+    state_of(environment).done.add(str(getattr(msg, "node_id", None) or "local"))
 
 
 def _on_test_start(environment: Environment, **_: Any) -> None:
-    global _state
-    _state = _ProcessState()
+    state = environment.perfsuite_arrival = _ProcessState()  # type: ignore[attr-defined]
     runner = environment.runner
     if isinstance(runner, MasterRunner):
         workers = runner.clients.ready + runner.clients.running + runner.clients.spawning
         ids = sorted((node.id for node in workers), key=runner.get_worker_index)
-        _state.slots = {client_id: slot for slot, client_id in enumerate(ids)}
+        state.slots = {client_id: slot for slot, client_id in enumerate(ids)}
         if environment.parsed_options is not None:  # sent to every worker with its spawn message
-            setattr(environment.parsed_options, SLOTS_OPTION, dict(_state.slots))
+            setattr(environment.parsed_options, SLOTS_OPTION, dict(state.slots))
 
 
 def slot_of(environment: Environment) -> tuple[int, int]:
@@ -251,7 +121,7 @@ def slot_of(environment: Environment) -> tuple[int, int]:
 def expected_processes(runner: Any) -> int:
     """Load-generating processes of the current test: the master's workers, else 1."""
     if isinstance(runner, MasterRunner):
-        return len(_state.slots) or max(runner.worker_count, 1)
+        return len(state_of(runner.environment).slots) or max(runner.worker_count, 1)
     return 1
 
 
@@ -273,7 +143,8 @@ class ArrivalUser(FastHttpUser):
 
     @task
     def drive(self) -> None:
-        if _state.driver is not None or _state.finished or self.settings is None:
+        state = state_of(self.environment)
+        if state.driver is not None or state.finished or self.settings is None:
             return  # one driver per process: this user just idles
         slot, slots = slot_of(self.environment)
         settings = self.settings
@@ -284,7 +155,7 @@ class ArrivalUser(FastHttpUser):
             settings,
             mark=writer.mark if writer is not None else None,
         )
-        _state.driver = driver
+        state.driver = driver
         if writer is not None:
             writer.mark(
                 ARRIVAL_START_MARK, slot=slot, slots=slots, rate_per_s=settings.plan.rate_per_s / slots
@@ -292,7 +163,7 @@ class ArrivalUser(FastHttpUser):
         try:
             driver.run()
         finally:
-            _state.finished = True
+            state.finished = True
             writer = locust_plugin.current_writer(self.environment)
             if writer is not None:
                 writer.mark(ARRIVAL_MARK, slot=slot, slots=slots, **driver.counts.to_fields())
@@ -313,13 +184,14 @@ class ArrivalShape(LoadTestShape):
     def reset_time(self) -> None:
         super().reset_time()
         self.stage = ""
-        _state.done.clear()  # a new test (web UI): the first tick comes before test_start
+        if self.runner is not None:  # a new test (web UI): the first tick comes before test_start
+            state_of(self.runner.environment).done.clear()
 
     def _enter(self, stage: str) -> None:
         self.stage = stage
         writer = locust_plugin.current_writer(self.runner.environment) if self.runner else None
         if writer is not None:
-            writer.mark("stage", name=stage)
+            writer.mark(STAGE, name=stage)
 
     def tick(self) -> tuple[int, float, list[type[User]] | None] | None:
         settings = self.settings
@@ -329,7 +201,7 @@ class ArrivalShape(LoadTestShape):
             self._enter("arrival")
         processes = expected_processes(self.runner)
         over_s = self.get_run_time() - (settings.plan.duration_s + settings.drain_timeout_s + 5)
-        if len(_state.done) >= processes or over_s > 0:
+        if len(state_of(self.runner.environment).done) >= processes or over_s > 0:
             if self.stage != "done":
                 self._enter("done")
             return None

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
 
-from locust import FastHttpUser
+from geventhttpclient import HTTPClient
+from locust import User
 
 from perfsuite.arrival import START_LAG_METRIC, UNCORRECTED_METRIC
 from perfsuite.config import SuiteConfig
@@ -40,75 +43,109 @@ class SendSettings:
         )
 
 
-def send_message(
-    user: FastHttpUser, message: WebhookMessage, settings: SendSettings, intended_at: float | None = None
-) -> Outcome:
-    """POST one signed message; classify the answer and record its timing breakdown.
+class _NotAnswered(Exception):
+    """A request not answered as intended: Locust's statistics count it as a failure, by its reason."""
 
-    ``intended_at`` (``time.perf_counter``; arrival-rate mode): Locust's response time is counted
-    from this intended start (corrected; from the actual send if that came first), the time from
-    the actual send goes to ``rt_uncorrected`` and the delay of the send to ``start_lag`` (both in
-    ``context["timings_us"]``).
+
+def http_client(user: User) -> HTTPClient:
+    """The user's own HTTP client to the target, kept on the user: a keep-alive connection pool as
+    large as the user sends at once (one for a WhatsApp user, ``concurrency`` for the open model's
+    sender pool); TLS certificates are not verified, as Locust's FastHttpUser does."""
+    client = user.__dict__.get("_perfsuite_http")
+    if client is None:
+        host = user.host or user.environment.host or ""
+        client = HTTPClient.from_url(
+            host,
+            concurrency=max(1, int(getattr(user, "concurrency", 1))),
+            connection_timeout=float(getattr(user, "connection_timeout", 5.0)),
+            network_timeout=float(getattr(user, "network_timeout", 15.0)),
+            insecure=True,
+        )
+        user.__dict__["_perfsuite_http"] = client
+        user.__dict__["_perfsuite_base_path"] = urlsplit(host).path.rstrip("/")
+    return client
+
+
+def close_http(user: User) -> None:
+    """Close the user's connections (call from ``on_stop``: a stopped user keeps no socket open)."""
+    client = user.__dict__.pop("_perfsuite_http", None)
+    if client is not None:
+        client.close()
+
+
+def send_message(
+    user: User, message: WebhookMessage, settings: SendSettings, intended_at: float | None = None
+) -> Outcome:
+    """POST one signed message, judge the answer, and fire one Locust ``request`` event with the
+    outcome and the timing breakdown (the lean path: the form encoded once, no response wrapper).
+
+    The response time runs to the end of the body. ``intended_at`` (``time.perf_counter``; open
+    model): it is counted from this intended start (corrected; from the actual send if that came
+    first), the time from the actual send goes to ``rt_uncorrected`` and the delay of the send to
+    ``start_lag`` (both in ``context["timings_us"]``).
     """
+    client = http_client(user)
+    path = user.__dict__["_perfsuite_base_path"] + settings.webhook_path
+    start_time = time.time()
     started = time.perf_counter()
-    with user.client.post(
-        settings.webhook_path,
-        data=message.form(),
-        headers=message.headers(),
-        name=request_name(message),
-        stream=True,
-        catch_response=True,
-    ) as response:
-        context = response.request_meta["context"]  # Locust builds its own dict from ours
+    status = 0
+    raw = b""
+    content_type = server_timing = None
+    first_byte_s = 0.0
+    error: BaseException | None = None
+    try:
+        response = client.request("POST", path, body=message.body(), headers=message.headers())
         first_byte_s = time.perf_counter() - started
-        # A status code means the bot answered (4xx/5xx included); none means the connection failed.
-        error = None if response.status_code else getattr(response, "error", None) or "no response"
-        body = ""
-        if error is None:
-            try:
-                body = (response.content or b"").decode("utf-8", "replace")
-            except Exception as exc:  # a reset while reading the body is a failed request
-                error = exc
-        # stream=True stopped Locust's clock at the headers; count the body too.
-        finished = time.perf_counter()
-        # From the intended start, or the actual send when the scheduler woke a little early.
-        measured_from = started if intended_at is None else min(started, intended_at)
-        response.request_meta["response_time"] = (finished - measured_from) * 1000
-        timings_us = {"ttfb": int(first_byte_s * 1e6)}
-        if intended_at is not None:
-            timings_us[UNCORRECTED_METRIC] = int((finished - started) * 1e6)
-            timings_us[START_LAG_METRIC] = int(max(0.0, started - intended_at) * 1e6)
-        if error is not None:
-            judgement = Judgement(
-                Outcome.FAILURE, error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-            )
-        else:
+        try:
             status = response.status_code
-            headers = response.headers
-            judgement = classify(
-                status,
-                message.signature_valid,
-                body,
-                content_type=headers.get("Content-Type") if headers else None,
-                rejection_statuses=settings.rejection_statuses,
-                excerpt=settings.redact(body) if body and not 200 <= status < 300 else "",
-            )
-            server_timing = headers.get("Server-Timing") if headers else None
-            for phase, duration_ms in parse_server_timing(server_timing).items():
+            content_type = response.get("content-type")
+            server_timing = response.get("server-timing")
+            raw = response.read()  # a reset while reading the body is a failed request
+        finally:
+            response.release()
+    except Exception as exc:  # connection refused or reset, timeout: no answer
+        error = exc
+    finished = time.perf_counter()
+    # From the intended start, or the actual send when the scheduler woke a little early.
+    measured_from = started if intended_at is None else min(started, intended_at)
+    timings_us = {"ttfb": int(first_byte_s * 1e6)}
+    if intended_at is not None:
+        timings_us[UNCORRECTED_METRIC] = int((finished - started) * 1e6)
+        timings_us[START_LAG_METRIC] = int(max(0.0, started - intended_at) * 1e6)
+    if error is not None or not status:
+        judgement = Judgement(Outcome.FAILURE, f"{type(error).__name__}: {error}" if error else "no response")
+    else:
+        body = raw.decode("utf-8", "replace")
+        judgement = classify(
+            status,
+            message.signature_valid,
+            body,
+            content_type=str(content_type) if content_type is not None else None,
+            rejection_statuses=settings.rejection_statuses,
+            excerpt=settings.redact(body) if body and not 200 <= status < 300 else "",
+        )
+        if server_timing:
+            for phase, duration_ms in parse_server_timing(str(server_timing)).items():
                 timings_us[f"server.{phase}"] = int(duration_ms * 1000)
-        outcome = judgement.outcome
-        reason = judgement.reason
-        context["outcome"] = outcome.value
-        context["timings_us"] = timings_us
-        if reason:
-            context["failure_reason"] = reason
-        elif judgement.conformance:
-            context["conformance"] = judgement.conformance
-        if outcome in (Outcome.SUCCESS, Outcome.REJECTED):
-            response.success()
-        else:
-            response.failure(reason or outcome.value)
+    outcome, reason = judgement.outcome, judgement.reason
+    context: dict[str, Any] = {"outcome": outcome.value, "timings_us": timings_us}
+    if reason:
+        context["failure_reason"] = reason
+    elif judgement.conformance:
+        context["conformance"] = judgement.conformance
+    answered = outcome in (Outcome.SUCCESS, Outcome.REJECTED)
+    user.environment.events.request.fire(
+        request_type="POST",
+        name=request_name(message),
+        response_time=(finished - measured_from) * 1000,
+        response_length=len(raw),
+        exception=None if answered else _NotAnswered(reason or outcome.value),
+        context=context,
+        start_time=start_time,
+        url=path,
+        response=None,
+    )
     return outcome
 
 
-__all__ = ["SendSettings", "send_message"]
+__all__ = ["SendSettings", "close_http", "http_client", "send_message"]

@@ -48,7 +48,7 @@ from locustfiles.common import (
     install_collector,
     per_test_config,
 )
-from locustfiles.sending import SendSettings, send_message
+from locustfiles.sending import SendSettings, close_http, send_message
 from perfsuite.collector import locust_plugin
 from perfsuite.config import SuiteConfig
 from perfsuite.errors import EXIT_USAGE
@@ -164,6 +164,9 @@ class WhatsAppUser(FastHttpUser):
         self.send_settings = state_of(self.environment).send
         self.sender = self.generator.new_sender()
         self.sent = 0
+
+    def on_stop(self) -> None:
+        close_http(self)
         """Messages this user has sent (it stops at ``webhook.requests_per_user``)."""
 
     @task
@@ -189,6 +192,9 @@ class BurstUser(FastHttpUser):
         self.send_settings = state_of(self.environment).send
         self.sender = self.generator.new_sender()
         self.fired = False
+
+    def on_stop(self) -> None:
+        close_http(self)
 
     @task
     def fire(self) -> None:
@@ -304,6 +310,9 @@ class WebhookArrivalUser(ArrivalUser):
         self.senders: list[Sender] = []
         """Made as first needed (making thousands at once would stall the event loop)."""
         self.next_sender = 0
+
+    def on_stop(self) -> None:
+        close_http(self)
 
     def send_arrival(self, intended_at: float) -> None:
         generator = generator_of(self.environment)

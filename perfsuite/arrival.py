@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from perfsuite.collector.histogram import LatencyHistogram
 from perfsuite.errors import ConfigError
+from perfsuite.marks import ARRIVAL, ARRIVAL_DROPS, ARRIVAL_START
 
 if TYPE_CHECKING:
     from perfsuite.config import ArrivalConfig
@@ -40,12 +41,10 @@ UNCORRECTED_METRIC = "rt_uncorrected"
 """Collector metric: latency from the actual send (the ``rt`` metric is from the intended start)."""
 START_LAG_METRIC = "start_lag"
 """Collector metric: how long after its intended start each request was sent."""
-ARRIVAL_MARK = "arrival"
-"""Collector mark kind holding one process's :class:`ArrivalCounts` (at the end of its load)."""
-ARRIVAL_START_MARK = "arrival_start"
-"""Collector mark kind: a process starts its share (slot, slots, rate_per_s)."""
-DROPS_MARK = "arrival_drops"
-"""Collector mark kind: arrivals dropped since the previous such mark (at most one per second)."""
+ARRIVAL_MARK = ARRIVAL
+ARRIVAL_START_MARK = ARRIVAL_START
+DROPS_MARK = ARRIVAL_DROPS
+"""The mark kinds are declared in :mod:`perfsuite.marks`; these names stay for the drivers."""
 
 
 @dataclass(frozen=True, slots=True)

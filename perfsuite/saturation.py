@@ -4,8 +4,11 @@ A saturated generator makes latency figures lie: requests start late, responses 
 and the delay lands in the measured latency (or, in a closed model, in requests never sent).
 :class:`SaturationMonitor` runs one greenlet per load-generating process that
 
-- wakes every ``tick_s`` and measures how late it woke (event-loop lag: a greenlet that hogs the
-  loop, or a starved CPU, shows up here at once), into an HDR histogram;
+- wakes every ``tick_s`` (default 50 ms) and measures how late it woke (event-loop lag: a greenlet
+  that hogs the loop, or a starved CPU, shows up here at once), into an HDR histogram. The tick is
+  a sample of the lag an arrival at a random time would meet, so its rate sets the precision of
+  the percentiles, not their value; each wake-up costs the process CPU even when idle (about
+  0.1-0.3 ms here, see BENCHMARKS.md), so it stays coarse;
 - every ``sample_interval_s`` reads the process's CPU share with ``psutil``'s non-blocking
   ``cpu_percent(interval=None)`` (CPU time since the previous read: it never sleeps, unlike
   ``cpu_percent(interval=1)``, which would block the event loop for a second).
@@ -22,18 +25,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gevent
-import gevent.event
 import psutil
 
 from perfsuite.collector.histogram import LatencyHistogram
 from perfsuite.errors import ConfigError
+from perfsuite.marks import GENERATOR, GENERATOR_SAMPLE
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_MARK = "generator"
-"""Collector mark kind: one process's :class:`GeneratorReport` fields (at test stop)."""
-GENERATOR_SAMPLE_MARK = "generator_sample"
-"""Collector mark kind: one process's CPU, loop lag (and pool gauges), once per sample interval."""
+GENERATOR_MARK = GENERATOR
+GENERATOR_SAMPLE_MARK = GENERATOR_SAMPLE
+"""The mark kinds are declared in :mod:`perfsuite.marks`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +81,7 @@ class SaturationMonitor:
         *,
         max_cpu_percent: float,
         sample_interval_s: float = 1.0,
-        tick_s: float = 0.02,
+        tick_s: float = 0.05,
         on_sample: Callable[[GeneratorSample], None] | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
@@ -95,7 +97,6 @@ class SaturationMonitor:
         self._on_sample = on_sample
         self._clock = clock
         self._process = psutil.Process()
-        self._stop = gevent.event.Event()
         self._greenlet: gevent.Greenlet[Any, Any] | None = None
         self._cpu_sum = 0.0
         self.report = GeneratorReport()
@@ -111,10 +112,9 @@ class SaturationMonitor:
         clock = self._clock
         window_lag_us = 0.0
         next_sample = clock() + self.sample_interval_s
-        while True:
+        while True:  # until stop() kills it (only ever in the sleep: the rest never yields)
             before = clock()
-            if self._stop.wait(self.tick_s):
-                return
+            gevent.sleep(self.tick_s)
             lag_us = max(0.0, (clock() - before - self.tick_s) * 1e6)
             self.report.loop_lag.record(lag_us)
             window_lag_us = max(window_lag_us, lag_us)
@@ -140,10 +140,8 @@ class SaturationMonitor:
 
     def stop(self) -> GeneratorReport:
         """Stop sampling and return the report (idempotent)."""
-        self._stop.set()
         if self._greenlet is not None:
-            self._greenlet.join(timeout=2 * self.tick_s + 1)
-            self._greenlet.kill(block=False)
+            self._greenlet.kill(block=True, timeout=1.0)
         return self.report
 
 

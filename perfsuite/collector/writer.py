@@ -70,6 +70,10 @@ MAX_REASONS_PER_CELL = 100
 
 OTHER_REASONS = "(other reasons)"
 
+YIELD_EVERY_S = 0.001
+"""A flush gives the event loop a turn at least this often (seconds) while it encodes cells, so a
+request waiting for its answer is not held up by the flush (scheduling lag, open-model lateness)."""
+
 MAX_REASON_CHARS = 300
 """Failure reasons are trimmed to this length."""
 
@@ -354,11 +358,17 @@ class CollectorWriter:
         if not closed and not self._marks and not self._rows:
             return
         cells_json: list[dict[str, Any]] = []
+        yielded_at = time.perf_counter()
         for second in closed:
             for (request_type, name), cell in self._cells.pop(second).items():
                 cell_json, clamped = cell.to_json(second, request_type, name)
                 cells_json.append(cell_json)
                 self.clamped += clamped
+                # Encoding a busy second's histograms takes milliseconds: let requests run meanwhile
+                # (closed seconds get no new records; at close, nothing else runs, so no yield).
+                if not everything and time.perf_counter() - yielded_at > YIELD_EVERY_S:
+                    gevent.sleep(0)
+                    yielded_at = time.perf_counter()
         if self._current_second is not None and self._current_second not in self._cells:
             self._current_second = None
             self._current_cells = {}

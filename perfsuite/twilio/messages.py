@@ -18,7 +18,7 @@ import os
 import random
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -46,6 +46,30 @@ from perfsuite.twilio.signing import (
 
 MESSAGE_KINDS = ("text", "document", "image", "location", "button", "command")
 """Kinds of inbound message a simulated user sends; the keys a message mix may use."""
+
+_FORM_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+_FORM_BYTE = tuple(chr(b) if b in _FORM_SAFE else ("+" if b == 32 else f"%{b:02X}") for b in range(256))
+_form_cache: dict[str, str] = {}
+_FORM_CACHE_MAX = 65_536
+
+
+def _form_quote(value: str) -> str:
+    """``urllib.parse.quote_plus`` of ``value`` (UTF-8); repeated values (names, kinds, statuses) cached."""
+    if value.isascii() and value.isalnum():
+        return value
+    quoted = _form_cache.get(value)
+    if quoted is None:
+        quoted = "".join(map(_FORM_BYTE.__getitem__, value.encode("utf-8")))
+        if len(_form_cache) < _FORM_CACHE_MAX and len(value) < 200:
+            _form_cache[value] = quoted
+    return quoted
+
+
+def form_body(params: Iterable[tuple[str, str]]) -> bytes:
+    """The form body of ``params`` exactly as ``urlencode(params).encode()`` gives it, at a fraction
+    of its cost (it is built once per message on the load generator's hot path)."""
+    return "&".join([_form_quote(name) + "=" + _form_quote(value) for name, value in params]).encode("ascii")
+
 
 _SID_HEX = re.compile(r"[0-9a-fA-F]{32}")
 _E164 = re.compile(r"\+[0-9]{7,15}")
@@ -105,6 +129,10 @@ class WebhookMessage:
     def urlencoded(self) -> str:
         """The request body, form-encoded as UTF-8 in Twilio's field order."""
         return urlencode(self.params)
+
+    def body(self) -> bytes:
+        """The request body as sent: form-encoded, UTF-8, Twilio's field order."""
+        return form_body(self.params)
 
     def headers(self) -> dict[str, str]:
         """The HTTP headers Twilio sends with this request (no signature header when it is missing)."""
@@ -384,4 +412,11 @@ class TrafficGenerator:
         return tuple(params), sid
 
 
-__all__ = ["MESSAGE_KINDS", "Sender", "SignatureFault", "TrafficGenerator", "WebhookMessage"]
+__all__ = [
+    "MESSAGE_KINDS",
+    "Sender",
+    "SignatureFault",
+    "TrafficGenerator",
+    "WebhookMessage",
+    "form_body",
+]
