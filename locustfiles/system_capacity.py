@@ -55,7 +55,7 @@ from locustfiles.capacity_watch import (
     stats_snapshot,
 )
 from locustfiles.common import config_from_environment, install_collector
-from locustfiles.sending import SendSettings, send_message
+from locustfiles.sending import SendSettings, close_http, send_message
 from perfsuite.arrival import ArrivalPlan
 from perfsuite.collector import locust_plugin
 from perfsuite.errors import EXIT_USAGE
@@ -183,6 +183,9 @@ class CapacityUser(FastHttpUser):
         think_s = max(sum(SETTINGS.think_time_s) / 2, 0.05)
         self.senders = _Senders(_generator(self.environment), _senders_for(1 / think_s))
 
+    def on_stop(self) -> None:
+        close_http(self)
+
     @task
     def send(self) -> None:
         send_message(self, self.senders.generator.next_message(self.senders.take()), SEND)
@@ -231,6 +234,9 @@ class CapacityArrivalUser(FastHttpUser):
             driver.run()
         finally:
             state.sink.mark(ARRIVAL, slot=slot, slots=slots, **driver.counts.to_fields())
+
+    def on_stop(self) -> None:
+        close_http(self)
 
     def send_arrival(self, intended_at: float) -> None:
         message = self.senders.generator.next_message(self.senders.take())
