@@ -21,15 +21,17 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	@./scripts/ensure-system-packages
 	touch $@ $(VENV)/.installed-run
 
+# Every test type on the embedded default, then the seed comparison, with the short `smoke` scenario
+# (about two to three minutes); `perfsuite run` alone runs the full scenarios.
 run: $(VENV)/.installed-run
-	$(BIN)/perfsuite run --test-type webhook $(ARGS)
+	$(BIN)/perfsuite run --scenario smoke $(ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 typecheck: $(VENV)/.installed-dev
-	$(BIN)/mypy perfsuite locustfiles redis_bench baseline demo_bot bench tests
+	$(BIN)/mypy perfsuite locustfiles redis_bench baseline webhook_load capacity demo_bot bench tests
 
 unit: $(VENV)/.installed-dev
 	$(BIN)/pytest -q

@@ -2,9 +2,11 @@
 
 A :class:`SyntheticProfile` describes a run: its length, its request rate, a log-normal latency
 distribution, a per-second latency drift (real runs wander from second to second), an optional
-burst, a failure share and a slowdown factor; :func:`write_run` records every request through
-``CollectorWriter.record`` into Redis (with stage marks and an optional fault window) and
-creates and finishes the run's metadata as ``perfsuite run`` does. Same seed, same run.
+burst, a failure share and a slowdown factor, an optional fault window (with the failures it causes
+while open and for a while after the heal) and optional capacity steps (:class:`SyntheticStep`);
+:func:`write_run` records every request through ``CollectorWriter.record`` into Redis (with stage
+marks and fault-window marks) and creates and finishes the run's metadata as ``perfsuite run``
+does. Same seed, same run.
 """
 
 from __future__ import annotations
@@ -18,6 +20,17 @@ import numpy as np
 
 from perfsuite.collector import DEFAULT_PREFIX, CollectorWriter, create_run, finish_run
 from perfsuite.marks import FAULT_END, FAULT_START, STAGE, Stage
+
+
+@dataclass(frozen=True, slots=True)
+class SyntheticStep:
+    """One step of a capacity progression: its users, length, request rate, latency and failures."""
+
+    users: int
+    seconds: int
+    rps: int
+    median_ms: float
+    failure_rate: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +58,14 @@ class SyntheticProfile:
     fault_at_s: int | None = None
     """Second at which a fault window opens (marks ``fault_start`` / ``fault_end``)."""
     fault_seconds: int = 5
+    fault_failure_rate: float = 0.0
+    """Share of the requests that fail while the fault window is open ..."""
+    fault_after_seconds: int = 0
+    """... and for this many seconds after the heal (the system recovering)."""
+    fault_name: str = "redis-pause"
+    steps: tuple[SyntheticStep, ...] = ()
+    """Capacity steps after the first ``seconds`` (that phase is then the outage phase: its stage mark
+    is ``steady`` with ``phase="outages"``), each opened by a ``step`` stage mark."""
     names: tuple[str, ...] = ("webhook text", "webhook document", "webhook image")
     request_type: str = "POST"
 
@@ -67,7 +88,8 @@ def write_run(
     ``start_s`` (epoch seconds) places the run in time (default: ending 10 s ago).
     """
     rng = np.random.default_rng(seed)
-    start = int(time.time()) - profile.seconds - 10 if start_s is None else int(start_s)
+    length_s = profile.seconds + sum(step.seconds for step in profile.steps)
+    start = int(time.time()) - length_s - 10 if start_s is None else int(start_s)
     create_run(
         redis_url,
         key_prefix,
@@ -82,25 +104,23 @@ def write_run(
     record = writer.record
     names = profile.names
     total = 0
-    writer.mark(STAGE, at_s=start, name=Stage.RAMP)
-    for second in range(profile.seconds):
-        in_burst = (
-            profile.burst_at_s is not None
-            and profile.burst_at_s <= second < profile.burst_at_s + profile.burst_seconds
-        )
-        if profile.burst_at_s is not None and second == profile.burst_at_s:
-            writer.mark(STAGE, at_s=start + second, name=Stage.BURST)
-        if profile.burst_at_s is not None and second == profile.burst_at_s + profile.burst_seconds:
-            writer.mark(STAGE, at_s=start + second, name=Stage.STEADY)
-        if profile.fault_at_s is not None and second == profile.fault_at_s:
-            writer.mark(FAULT_START, at_s=start + second, fault="redis-pause")
-        if profile.fault_at_s is not None and second == profile.fault_at_s + profile.fault_seconds:
-            writer.mark(FAULT_END, at_s=start + second, fault="redis-pause")
-        n = int(profile.rps * (profile.burst_factor if in_burst else 1.0))
+    if profile.steps:
+        first_users = profile.steps[0].users
+        writer.mark(STAGE, at_s=start, name=Stage.STEADY, phase="outages", users=first_users)
+    else:
+        writer.mark(STAGE, at_s=start, name=Stage.RAMP)
+    fault_until = (
+        profile.fault_at_s + profile.fault_seconds + profile.fault_after_seconds
+        if profile.fault_at_s is not None
+        else None
+    )
+
+    def one_second(second: int, rps: float, median_ms: float, failure_rate: float, in_burst: bool) -> int:
+        n = int(rps * (profile.burst_factor if in_burst else 1.0))
         factor = float(np.exp(rng.normal(0.0, profile.drift))) * profile.slowdown
         if in_burst:
             factor *= profile.burst_factor
-        latencies_us = (rng.lognormal(np.log(profile.median_ms * 1000.0), profile.sigma, n) * factor).tolist()
+        latencies_us = (rng.lognormal(np.log(median_ms * 1000.0), profile.sigma, n) * factor).tolist()
         outcome_draw = rng.random(n)
         which = rng.integers(0, len(names), n)
         at = start + second + 0.5
@@ -108,9 +128,9 @@ def write_run(
             draw = outcome_draw[i]
             outcome = (
                 "failure"
-                if draw < profile.failure_rate
+                if draw < failure_rate
                 else "rejected"
-                if draw < profile.failure_rate + profile.rejected_rate
+                if draw < failure_rate + profile.rejected_rate
                 else "success"
             )
             record(
@@ -121,13 +141,41 @@ def write_run(
                 outcome=outcome,
                 error="HTTP 500" if outcome == "failure" else None,
             )
-        total += n
         if second % 60 == 59:
             writer.flush()
-    writer.mark(STAGE, at_s=start + profile.seconds, name=Stage.DONE)
+        return n
+
+    for second in range(profile.seconds):
+        in_burst = (
+            profile.burst_at_s is not None
+            and profile.burst_at_s <= second < profile.burst_at_s + profile.burst_seconds
+        )
+        if profile.burst_at_s is not None and second == profile.burst_at_s:
+            writer.mark(STAGE, at_s=start + second, name=Stage.BURST)
+        if profile.burst_at_s is not None and second == profile.burst_at_s + profile.burst_seconds:
+            writer.mark(STAGE, at_s=start + second, name=Stage.STEADY)
+        fault = {"fault": profile.fault_name, "driver": "proxy", "target": "redis"}
+        if profile.fault_at_s is not None and second == profile.fault_at_s:
+            writer.mark(FAULT_START, at_s=start + second, **fault)
+        if profile.fault_at_s is not None and second == profile.fault_at_s + profile.fault_seconds:
+            writer.mark(FAULT_END, at_s=start + second, **fault)
+        failing = (
+            profile.fault_at_s is not None
+            and fault_until is not None
+            and profile.fault_at_s <= second < fault_until
+        )
+        failure_rate = profile.fault_failure_rate if failing else profile.failure_rate
+        total += one_second(second, profile.rps, profile.median_ms, failure_rate, in_burst)
+    second = profile.seconds
+    for index, step in enumerate(profile.steps, start=1):
+        writer.mark(STAGE, at_s=start + second, name=Stage.STEP, step=index, users=step.users)
+        for _ in range(step.seconds):
+            total += one_second(second, step.rps, step.median_ms, step.failure_rate, False)
+            second += 1
+    writer.mark(STAGE, at_s=start + length_s, name=Stage.DONE)
     writer.close()
     finish_run(redis_url, key_prefix, run_id, "finished", locust_total_requests=total)
     return total
 
 
-__all__ = ["SyntheticProfile", "write_run"]
+__all__ = ["SyntheticProfile", "SyntheticStep", "write_run"]

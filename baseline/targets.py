@@ -187,22 +187,9 @@ class MetricSpec:
         return _number(self.extract(result))
 
 
-_RAW_PATHS: dict[str, tuple[str, ...]] = {
-    "capacity_users": ("capacity", "max_users"),
-    "recovery_time_s": ("capacity", "recovery_time_s"),
-}
-"""Where a result file of a test type this installation lacks keeps a seed metric (until the
-capacity test type lands, its golden result file is read this way)."""
-
-
-def _raw(key: str) -> Callable[[RunResult], float | None]:
-    def extract(result: RunResult) -> float | None:
-        node: Any = result.figures.model_dump() if result.figures is not None else {}
-        for part in _RAW_PATHS.get(key, ()):
-            node = node.get(part) if isinstance(node, dict) else None
-        return _number(node) if key in _RAW_PATHS else None
-
-    return extract
+def _unreadable(result: RunResult) -> float | None:
+    """A seed metric of a test type this installation lacks: its figures cannot be read."""
+    return None
 
 
 def metrics_of(test_type: str) -> tuple[MetricSpec, ...]:
@@ -234,7 +221,7 @@ def metrics_of(test_type: str) -> tuple[MetricSpec, ...]:
             unit=seed.unit,
             lower_is_better=seed.lower_is_better,
             requirement=seed.requirement,
-            extract=_raw(seed.key),
+            extract=_unreadable,
             seed=True,
             critical=seed.critical,
         )

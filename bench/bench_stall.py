@@ -109,7 +109,8 @@ def run_perfsuite(args: argparse.Namespace, workdir: Path, redis_url: str, pool:
     staller = Staller(target.pid, args.stall_s, args.period_s).start()
     try:
         subprocess.run(
-            [sys.executable, "-m", "perfsuite", "run", "--config", str(config), "--host", target.url,
+            [sys.executable, "-m", "perfsuite", "run", "--test-type", "webhook", "--config", str(config),
+             "--host", target.url,
              "--arrival-rate", str(args.rate), "--run-time", str(args.duration_s), "--output-file", str(out)],
             cwd=REPO, env=env, check=False, capture_output=True, timeout=args.duration_s + 180,
         )  # fmt: skip

@@ -2,8 +2,8 @@
 
 Verbs:
 
-  perfsuite run --test-type webhook|redis|capacity|baseline|all [--output-file F] [--html-file F]
-                [--junit-file F] [--baseline-run ID | --baseline-file F] ...
+  perfsuite run [--test-type webhook|redis|capacity|baseline|all] [--output-file F] [--html-file F]
+                [--junit-file F] [--baseline-run ID | --baseline-file F] [--abort-on critical|warning] ...
   perfsuite runs list [--limit N] [--test-type T] [--format text|json]
   perfsuite compare BASELINE CURRENT [--format text|json|html|junit] [--output-file F]
   perfsuite report RUN [--format text|json|html|junit] [--output-file F]
@@ -14,8 +14,8 @@ Verbs:
 
 BASELINE, CURRENT and RUN are stored run ids or result JSON files; CURRENT and RUN may also be
 ``latest``. ``--test-type baseline`` compares the latest stored run(s) with the seed's figures (or
-with --baseline-run / --baseline-file); ``all`` runs webhook, redis and capacity (each when this
-build has it) and then that comparison.
+with --baseline-run / --baseline-file); ``all`` (the default, as in the seed's runner) runs webhook,
+redis and capacity (each when this build has it) and then that comparison.
 
 Exit codes: 0 EXCELLENT/GOOD, 1 FAIR, 2 POOR (run, compare), 130 interrupted (partial results
 still written), 64 bad command line or configuration, 69 a required service unreachable at
@@ -136,9 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     installed = [test_type.name for test_type in registry.test_types()]
     run.add_argument(
         "--test-type",
-        default="webhook",
+        default="all",
         choices=[*installed, *registry.COMPOSITE_TYPES],
-        help="which test to run (default: webhook); all = every test type, then the comparison",
+        help="which test to run (default: all = every test type, then the comparison with the seed)",
     )
     _add_config_flags(run)
     run.add_argument(
@@ -195,6 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="run Locust as a master plus this many worker processes (default: one process)",
+    )
+    run.add_argument(
+        "--abort-on",
+        choices=("critical", "warning"),
+        default=None,
+        help="capacity: stop the run at the first live alert this severe (capacity.abort_on)",
     )
     run.add_argument(
         "--remote-workers",
@@ -295,6 +301,7 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         "arrival.rate_per_s": args.arrival_rate,
         "arrival.duration_s": args.run_time,
         "webhook.run_time_s": args.run_time,
+        "capacity.abort_on": args.abort_on,
     }
     return {key: value for key, value in pairs.items() if value is not None}
 

@@ -10,6 +10,7 @@ stay out of ``repr``, logs and the config snapshot stored with each run.
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import os
 import re
@@ -25,6 +26,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_serializer,
     field_validator,
     model_validator,
@@ -32,7 +34,8 @@ from pydantic import (
 
 from perfsuite.backlog import BacklogConfig
 from perfsuite.errors import ConfigError
-from perfsuite.redact import redact_url
+from perfsuite.faults.schedule import FaultSchedule, FaultWindow
+from perfsuite.redact import redact_text, redact_url
 from perfsuite.twilio import MESSAGE_KINDS
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "scenarios.yaml"
@@ -307,6 +310,184 @@ class RedisBenchConfig(_Section):
         return self
 
 
+# ---------------------------------------------------------------- capacity (the seed's CapacityTestConfig)
+
+
+class CapacitySlo(_Section):
+    """What a step must meet to count as held: the capacity is the highest step meeting both."""
+
+    p95_ms: float = Field(500.0, gt=0)
+    """P95 response time of the step's requests at most this (ms; the seed's target response time)."""
+    success_rate: float = Field(0.99, ge=0, le=1)
+    """Share answered as intended (success + expected rejections) at least this."""
+    max_backlog_growth: float | None = Field(None, ge=0, le=10)
+    """With a value, the bot's queue (its /health) may grow at most by this share of the step's answers
+    per second (0.05: 5 queued per 100 answered): a bot that acks faster than it works does not hold
+    the load. Null (the seed's SLOs: latency and success only): not judged, a warning says when the
+    queue grew that fast at the capacity step. A bot stating no queue depth is never held to it."""
+
+
+class KneeConfig(_Section):
+    """The knee rule: the first step whose throughput stops growing with the load while latency climbs."""
+
+    min_efficiency: float = Field(0.5, ge=0, le=1)
+    """Throughput stops growing when it grew by less than this share of the load's growth (relative:
+    the load doubles, throughput rose less than 50%)."""
+    latency_growth: float = Field(0.5, gt=0)
+    """Latency climbs when the step's P95 exceeds the previous step's by this share ..."""
+    latency_floor_ms: float = Field(10.0, ge=0)
+    """... where a previous P95 under this counts as this (a 2 -> 4 ms jump is not a climb)."""
+
+
+class RecoveryConfig(_Section):
+    """How recovery after a fault window is measured (rule in the README)."""
+
+    window_s: float = Field(5.0, gt=0, le=600)
+    """Rolling window: recovered from the first moment after which every window of this length holds
+    the pre-fault levels until the observation ends."""
+    success_margin: float = Field(0.02, ge=0, le=1)
+    """A window holds when its success rate is at least the pre-fault one minus this (points) ..."""
+    p95_margin: float = Field(0.5, ge=0)
+    """... and its P95 at most the pre-fault P95 times (1 + this) ..."""
+    p95_floor_ms: float = Field(20.0, ge=0)
+    """... or the pre-fault P95 plus this, whichever is larger (a 3 ms reference is noisy)."""
+    warmup_s: float = Field(3.0, ge=0, le=600)
+    """Seconds at the start of the outage phase left out of the pre-fault reference."""
+    observe_s: float = Field(65.0, gt=0, le=3600)
+    """Seconds observed after the last window healed (the seed's target is recovery under 60 s)."""
+    max_recovery_s: float = Field(60.0, gt=0)
+    """The check: recovery within this (seed: under 60 s)."""
+    min_success_during: float = Field(0.90, ge=0, le=1)
+    """The check: success rate during an outage at least this (seed: > 90% with graceful degradation)."""
+
+
+class AlertsConfig(_Section):
+    """Live threshold alerts while the run goes (requirement 4.3)."""
+
+    window_s: float = Field(10.0, gt=0, le=600)
+    """Sliding window of the P95 and of the CPU means."""
+    interval_s: float = Field(1.0, gt=0, le=60)
+    """How often resources are sampled and alerts evaluated."""
+    p95_warning_ms: float = Field(1000.0, gt=0)
+    p95_critical_ms: float = Field(3000.0, gt=0)
+    cpu_percent: float = Field(80.0, gt=0, le=10_000)
+    """The bot's process (100 = one core) or the machine (100 = every core) past this: warning."""
+    memory_percent: float = Field(80.0, gt=0, le=100)
+    """The machine's memory in use past this share: warning."""
+    pool_utilization: float = Field(0.8, gt=0, le=1)
+    """The bot's connection pool (its /health ``pool``: in_use / max) past this share: warning (5.2)."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AlertsConfig:
+        if self.p95_critical_ms < self.p95_warning_ms:
+            raise ValueError(
+                f"p95_critical_ms ({self.p95_critical_ms:g}) must not be under p95_warning_ms "
+                f"({self.p95_warning_ms:g})"
+            )
+        return self
+
+
+class CapacityConfig(_Section):
+    """The seed's CapacityTestConfig (same names and defaults), its SLOs, the open-model steps, the
+    outage phase, recovery and alerts."""
+
+    max_concurrent_requests: int = Field(500, ge=1, le=100_000)
+    """Closed model: no step may run more users; open model: requests in flight at most."""
+    load_ramp_steps: tuple[int, ...] = (10, 25, 50, 100, 200, 500)
+    """Closed model: concurrent users of each step, increasing."""
+    step_duration: float = Field(30.0, gt=0, le=3600)
+    """Seconds per step."""
+    enable_redis_failure: bool = True
+    """Run the fault windows whose target is ``redis``."""
+    enable_database_failure: bool = True
+    """Run the fault windows whose target is ``database`` (not applicable with a SQLite demo bot)."""
+    test_recovery: bool = True
+    """Measure recovery after each window (else only success during it)."""
+    rate_steps_per_s: tuple[float, ...] | None = None
+    """Open model: arrivals per second of each step (all workers together), increasing; null keeps the
+    closed model (``load_ramp_steps`` users)."""
+    think_time_s: tuple[float, float] = (0.5, 1.5)
+    """Closed model: pause of each user between its messages (min, max)."""
+    outage_users: int | None = Field(None, ge=1)
+    """Closed model: users during the outage phase; null: the first step's."""
+    outage_rate_per_s: float | None = Field(None, gt=0)
+    """Open model: arrivals per second during the outage phase; null: the first step's."""
+    settle_s: float = Field(1.0, ge=0, le=600)
+    """Seconds at the start of each step left out of its figures (users starting, the previous step's
+    requests finishing); at most a third of the step."""
+    slo: CapacitySlo = CapacitySlo()
+    knee: KneeConfig = KneeConfig()
+    stop_after_failed_steps: int = Field(2, ge=1, le=100)
+    """Stop early once this many consecutive steps past the knee failed the SLOs."""
+    min_capacity: float | None = Field(None, ge=0)
+    """The capacity check: at least this many users (req/s in the open model); null: the first step."""
+    generator_max_lag_ms: float = Field(250.0, gt=0)
+    """A generator whose event loop lagged more than this in a sample (or whose CPU passed
+    ``arrival.max_cpu_percent``) was saturated in it; a step with such samples in half of its
+    seconds is marked."""
+    recovery: RecoveryConfig = RecoveryConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    abort_on: Literal["warning", "critical"] | None = None
+    """Stop the run at the first alert of this severity or worse (``--abort-on``); null: never."""
+    backlog_drain_timeout_s: float = Field(15.0, ge=0, le=3600)
+    """After the load, wait this long for the bot's queue to drain."""
+
+    @field_validator("load_ramp_steps")
+    @classmethod
+    def _users_steps(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(users < 1 for users in value):
+            raise ValueError(f"must be one or more user counts >= 1, got {list(value)}")
+        if any(b <= a for a, b in itertools.pairwise(value)):
+            raise ValueError(f"must increase from step to step, got {list(value)}")
+        return value
+
+    @field_validator("rate_steps_per_s")
+    @classmethod
+    def _rate_steps(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if value is None:
+            return None
+        if not value or any(not 0 < rate <= 100_000 for rate in value):
+            raise ValueError(f"must be one or more rates in (0, 100000] per second, got {list(value)}")
+        if any(b <= a for a, b in itertools.pairwise(value)):
+            raise ValueError(f"must increase from step to step, got {list(value)}")
+        return value
+
+    @field_validator("think_time_s")
+    @classmethod
+    def _think_time(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if low < 0 or high < low:
+            raise ValueError(f"must be [min, max] with 0 <= min <= max, got {list(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _within_bounds(self) -> CapacityConfig:
+        if self.rate_steps_per_s is None and max(self.load_ramp_steps) > self.max_concurrent_requests:
+            raise ValueError(
+                f"load_ramp_steps reach {max(self.load_ramp_steps)} users, more than "
+                f"max_concurrent_requests ({self.max_concurrent_requests})"
+            )
+        if self.outage_users is not None and self.outage_users > self.max_concurrent_requests:
+            raise ValueError(
+                f"outage_users ({self.outage_users}) exceeds max_concurrent_requests "
+                f"({self.max_concurrent_requests})"
+            )
+        return self
+
+    @property
+    def open_model(self) -> bool:
+        """True: arrival-rate steps (``rate_steps_per_s``); False: users (``load_ramp_steps``)."""
+        return self.rate_steps_per_s is not None
+
+
+def _fault_json(window: FaultWindow) -> dict[str, Any]:
+    data = window.model_dump(mode="json", exclude_unset=False)
+    for key in ("inject", "heal", "api_url"):
+        if isinstance(data.get(key), str):
+            data[key] = redact_text(data[key])  # the snapshot stored with each run holds no secret
+    return data
+
+
 class BaselineFigures(_Section):
     """The seed's pre-optimization figures (what "before" looked like)."""
 
@@ -381,6 +562,11 @@ class SuiteConfig(_Section):
     traffic: TrafficConfig = TrafficConfig()
     redis_bench: RedisBenchConfig = RedisBenchConfig()
     arrival: ArrivalConfig = ArrivalConfig()
+    capacity: CapacityConfig = CapacityConfig()
+    faults: tuple[FaultWindow, ...] = ()
+    """Fault windows (``perfsuite.faults.schedule.FaultWindow``): ``at_s`` counts from the start of the
+    load. The capacity test runs them in its outage phase (the load's first phase); the seed's
+    ``capacity.enable_*_failure`` flags select them by target."""
     baseline: BaselineConfig = BaselineConfig()
     scenarios: dict[str, ScenarioInfo] = Field(default_factory=dict)
     secrets: Secrets = Secrets()
@@ -388,6 +574,25 @@ class SuiteConfig(_Section):
     """Path of the file this came from, for messages."""
     overrides: dict[str, Any] = Field(default_factory=dict)
     """The command line's dotted key path -> value overrides, as given (to hand on to workers)."""
+
+    @field_validator("faults")
+    @classmethod
+    def _schedule(cls, value: tuple[FaultWindow, ...], info: ValidationInfo) -> tuple[FaultWindow, ...]:
+        FaultSchedule(windows=value)  # unique names, no two windows overlapping on one target
+        capacity = info.data.get("capacity")
+        warmup_s = capacity.recovery.warmup_s if isinstance(capacity, CapacityConfig) else 0.0
+        for index, window in enumerate(value):
+            if window.at_s < warmup_s + 1:
+                raise ValueError(
+                    f"window {index} ({window.name}) starts at {window.at_s:g} s, leaving no pre-fault "
+                    f"reference: it must start at least capacity.recovery.warmup_s + 1 = {warmup_s + 1:g} s "
+                    "into the load"
+                )
+        return value
+
+    @field_serializer("faults", when_used="json")
+    def _redacted_faults(self, value: tuple[FaultWindow, ...]) -> list[dict[str, Any]]:
+        return [_fault_json(window) for window in value]
 
     @property
     def collector_redis_url(self) -> str | None:
@@ -586,12 +791,17 @@ def load_config(
 __all__ = [
     "DEFAULT_CONFIG_PATH",
     "MESSAGE_KINDS",
+    "AlertsConfig",
     "ArrivalConfig",
     "BaselineConfig",
     "BaselineFigures",
     "BaselineTargets",
     "BreakerConfig",
+    "CapacityConfig",
+    "CapacitySlo",
     "CollectorConfig",
+    "KneeConfig",
+    "RecoveryConfig",
     "RedisBenchConfig",
     "RedisConfig",
     "ScenarioInfo",

@@ -3,6 +3,10 @@
 The command lines built here are the same ones docker-compose.yml runs, so what passes locally
 passes distributed. The configuration travels in PERFSUITE_* environment variables (see
 ``locustfiles/common.py``); secrets travel in TWILIO_AUTH_TOKEN and REDIS_URL, never in argv.
+
+Locust's output goes to a log file (unless ``--verbose``); lines a locustfile prints with
+:func:`say` (prefix :data:`LIVE_PREFIX`: live alerts, step results, faults) are echoed to the
+terminal while the run goes (:class:`LogEcho`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,46 @@ from perfsuite.embedded import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILES = REPO_ROOT / "locustfiles"
+
+LIVE_PREFIX = "[perfsuite] "
+"""Lines of a Locust process's output starting with this are shown live in the terminal."""
+
+
+def say(text: str) -> None:
+    """Print ``text`` from a Locust process so that ``perfsuite run`` shows it live (one line each)."""
+    for line in text.splitlines() or [""]:
+        print(LIVE_PREFIX + line, flush=True)
+
+
+class LogEcho:
+    """Follows a growing log file and writes its :data:`LIVE_PREFIX` lines to ``out`` as they come."""
+
+    def __init__(self, path: Path, out: IO[str] | None = None, prefix: str = LIVE_PREFIX) -> None:
+        self.path = path
+        self.prefix = prefix.encode()
+        self._out = out
+        self._offset = 0
+        self._partial = b""
+
+    def poll(self) -> int:
+        """Echo the complete new lines that carry the prefix; returns how many were echoed."""
+        try:
+            with open(self.path, "rb") as log:
+                log.seek(self._offset)
+                chunk = log.read(1 << 20)
+        except OSError:
+            return 0
+        self._offset += len(chunk)
+        *lines, self._partial = (self._partial + chunk).split(b"\n")
+        shown = [
+            line.decode("utf-8", "replace").rstrip("\r") for line in lines if line.startswith(self.prefix)
+        ]
+        out = self._out or sys.stdout
+        for line in shown:
+            out.write(line + "\n")
+        if shown:
+            out.flush()
+        return len(shown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +171,7 @@ def run_locust(job: LocustJob, timeout_s: float, verbose: bool = False) -> Locus
     log: IO[bytes] | None = None if verbose else open(log_path, "wb")  # noqa: SIM115
     output: Any = log if log is not None else None
     processes: list[subprocess.Popen[bytes]] = []
+    echo = LogEcho(log_path) if log is not None else None
     interrupted = timed_out = False
     try:
         if job.workers > 0 or job.remote_workers > 0:
@@ -160,6 +205,8 @@ def run_locust(job: LocustJob, timeout_s: float, verbose: bool = False) -> Locus
             processes.append(main)
         deadline = time.monotonic() + timeout_s
         while main.poll() is None:
+            if echo is not None:
+                echo.poll()
             try:
                 main.wait(timeout=max(0.1, min(1.0, deadline - time.monotonic())))
             except subprocess.TimeoutExpired:
@@ -181,6 +228,8 @@ def run_locust(job: LocustJob, timeout_s: float, verbose: bool = False) -> Locus
                 _stop(process, signal.SIGTERM, 10)
         if log is not None:
             log.close()
+        if echo is not None:
+            echo.poll()
     return LocustOutcome(
         returncode=processes[0].returncode if processes else 1,
         interrupted=interrupted,
@@ -217,13 +266,16 @@ def run_foreground(argv: Sequence[str], env: Mapping[str, str]) -> int:
 
 
 __all__ = [
+    "LIVE_PREFIX",
     "LOCUSTFILES",
     "MASTER_HEARTBEAT_TIMEOUT_S",
     "REPO_ROOT",
     "LocustJob",
     "LocustOutcome",
+    "LogEcho",
     "locust_command",
     "run_foreground",
     "run_locust",
+    "say",
     "worker_command",
 ]

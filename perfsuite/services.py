@@ -2,19 +2,25 @@
 
 Everything started here is registered on an :class:`contextlib.ExitStack` and stops when the
 run ends, whatever happened.
+
+With ``faults_proxy`` (the capacity test), the embedded demo bot reaches its dependencies through
+an embedded fault proxy (``perfsuite chaos-proxy``, :class:`FaultTopology`): its private Redis as
+proxy ``redis``, and, when ``DEMO_BOT_DB_URL`` names a PostgreSQL server, that database as proxy
+``database``. Disabling a proxy then really cuts the bot off its dependency.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import secrets
 import socket
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
@@ -28,6 +34,22 @@ logger = logging.getLogger(__name__)
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 STATE_DIR = Path(".perfsuite")
 """Local state: embedded Redis data (run history), logs, spill files."""
+DB_URL_ENV = "DEMO_BOT_DB_URL"
+"""The embedded demo bot's PostgreSQL (``postgresql://...``); unset: it stores in SQLite."""
+
+
+@dataclass(frozen=True, slots=True)
+class FaultTopology:
+    """The embedded demo bot's dependencies behind the embedded fault proxy."""
+
+    api_url: str
+    """The fault proxy's Toxiproxy-compatible API."""
+    proxies: tuple[str, ...]
+    """Its proxies: ``redis``, and ``database`` when the bot stores in PostgreSQL."""
+    database: str
+    """The bot's store: ``sqlite`` or ``postgresql``."""
+    redis_url: str = field(repr=False)
+    """The bot's Redis itself, not through the proxy (``redis_pause`` windows pause it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +64,8 @@ class Target:
     health_url: str | None
     pid: int | None = None
     """The bot's process id when the suite started it (its CPU is watched after the load)."""
+    faults: FaultTopology | None = None
+    """The embedded bot's dependencies behind the embedded fault proxy (``faults_proxy``)."""
 
     def __repr__(self) -> str:  # the token stays out of logs
         return f"Target(host={self.host!r}, embedded={self.embedded})"
@@ -125,12 +149,17 @@ def resolve_target(
     host: str | None = None,
     state_dir: Path = STATE_DIR,
     demo_bot_args: tuple[str, ...] = (),
+    *,
+    faults_proxy: bool = False,
+    environ: dict[str, str] | None = None,
 ) -> Target:
     """The bot to load: ``host`` (or ``target.host``), which must answer, else the demo bot.
 
     A given host needs TWILIO_AUTH_TOKEN (exit 64 without it: unsigned traffic would only test
     the bot's 403 path). The embedded demo bot gets a fresh random token and its own private
-    Redis, so its traffic never mixes with the collector's.
+    Redis, so its traffic never mixes with the collector's; with ``faults_proxy`` it reaches that
+    Redis (and its PostgreSQL, see :data:`DB_URL_ENV` in ``environ``, default ``os.environ``)
+    through an embedded fault proxy (:class:`FaultTopology`).
     """
     host = host or config.target.host
     if host:
@@ -146,17 +175,93 @@ def resolve_target(
     bot_redis = start_redis()
     stack.callback(bot_redis.stop)
     token = secrets.token_hex(16)
+    redis_url, topology = bot_redis.url, None
+    bot_env: dict[str, str] = {}
+    if faults_proxy:
+        redis_url, bot_env, topology = _behind_fault_proxy(bot_redis.url, stack, state_dir, environ)
     bot = start_demo_bot(
-        bot_redis.url,
+        redis_url,
         token,
         mode=config.target.demo_bot_mode,
         log_dir=state_dir / "logs",
         extra_args=("--webhook-path", config.target.webhook_path, *demo_bot_args),
+        env=bot_env,
     )
     stack.callback(bot.stop)
     return Target(
-        host=bot.url, auth_token=token, embedded=True, health_url=bot.url + "/health", pid=bot.process.pid
+        host=bot.url,
+        auth_token=token,
+        embedded=True,
+        health_url=bot.url + "/health",
+        pid=bot.process.pid,
+        faults=topology,
     )
 
 
-__all__ = ["DEFAULT_REDIS_URL", "STATE_DIR", "Target", "collector_redis", "ping_redis", "resolve_target"]
+def _tcp_address(url: str, default_port: int) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+def _with_address(url: str, host: str, port: int) -> str:
+    """``url`` pointed at ``host:port`` (its user and password kept)."""
+    parts = urlsplit(url)
+    credentials = parts.netloc.rpartition("@")[0]
+    netloc = f"{credentials}@{host}:{port}" if credentials else f"{host}:{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _behind_fault_proxy(
+    redis_url: str, stack: contextlib.ExitStack, state_dir: Path, environ: dict[str, str] | None
+) -> tuple[str, dict[str, str], FaultTopology]:
+    """Start the embedded fault proxy with a ``redis`` proxy (and a ``database`` one for a PostgreSQL
+    :data:`DB_URL_ENV`); the bot's Redis URL and environment through it, and the topology."""
+    from perfsuite.faults.api import start_chaos_proxy  # gevent's server only where it is needed
+    from perfsuite.faults.client import ToxiproxyClient
+
+    env = os.environ if environ is None else environ
+    db_url = env.get(DB_URL_ENV) or None
+    if db_url is not None:
+        scheme = urlsplit(db_url).scheme
+        if scheme not in ("postgresql", "postgres"):
+            raise ConfigError(
+                f"{DB_URL_ENV}: must be a postgresql:// URL, got a {scheme or 'schemeless'} one"
+            )
+        db_host, db_port = _tcp_address(db_url, 5432)
+        if not _tcp_answers(f"tcp://{db_host}:{db_port}", timeout_s=3.0):
+            raise ServiceUnavailable(
+                f"{DB_URL_ENV}: PostgreSQL at {db_host}:{db_port} does not answer; start it or unset "
+                f"{DB_URL_ENV} (the demo bot then stores in SQLite)"
+            )
+    log_dir = state_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    proxy = start_chaos_proxy(log_path=log_dir / f"chaos-proxy-{secrets.token_hex(3)}.log")
+    stack.callback(proxy.stop)
+    client = ToxiproxyClient(proxy.url)
+    redis_host, redis_port = _tcp_address(redis_url, 6379)
+    listen = client.create_proxy("redis", "127.0.0.1:0", f"{redis_host}:{redis_port}").listen_port
+    bot_env: dict[str, str] = {}
+    names = ["redis"]
+    if db_url is not None:
+        db_listen = client.create_proxy("database", "127.0.0.1:0", f"{db_host}:{db_port}").listen_port
+        bot_env[DB_URL_ENV] = _with_address(db_url, "127.0.0.1", db_listen)
+        names.append("database")
+    topology = FaultTopology(
+        api_url=proxy.url,
+        proxies=tuple(names),
+        database="postgresql" if db_url is not None else "sqlite",
+        redis_url=redis_url,
+    )
+    return _with_address(redis_url, "127.0.0.1", listen), bot_env, topology
+
+
+__all__ = [
+    "DB_URL_ENV",
+    "DEFAULT_REDIS_URL",
+    "STATE_DIR",
+    "FaultTopology",
+    "Target",
+    "collector_redis",
+    "ping_redis",
+    "resolve_target",
+]

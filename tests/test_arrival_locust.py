@@ -49,8 +49,8 @@ def perfsuite_run(
     }
     env.update(REDIS_URL=redis_url, TWILIO_AUTH_TOKEN="t" * 32)
     done = subprocess.run(
-        [sys.executable, "-m", "perfsuite", "run", "--config", str(config), "--host", host,
-         "--output-file", str(out), *args],
+        [sys.executable, "-m", "perfsuite", "run", "--test-type", "webhook", "--config", str(config),
+         "--host", host, "--output-file", str(out), *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout_s,
     )  # fmt: skip
     assert done.returncode in (0, 1, 2), done.stdout[-3000:] + done.stderr[-3000:]

@@ -174,7 +174,10 @@ def test_run_baseline_compares_the_latest_run_with_a_named_one(
         (("compare", "20260101T000000Z-000000", "20260101T000000Z-000000"), "same run"),
         (("compare", "20260101T000000Z-000000", "20990101T000000Z-ffffff"), "not found"),
         (("compare", "missing.json", "latest"), "cannot read"),
-        (("run", "--baseline-run", "20260101T000000Z-000000"), "only with --test-type baseline or all"),
+        (
+            ("run", "--test-type", "webhook", "--baseline-run", "20260101T000000Z-000000"),
+            "only with --test-type baseline or all",
+        ),
         (("run", "--test-type", "soak"), "invalid choice: 'soak'"),
         (("run", "--test-type", "all", "--run-id", "x"), "--run-id"),
         (("report", "20990101T000000Z-ffffff"), "not found"),

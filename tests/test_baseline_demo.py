@@ -20,7 +20,7 @@ JSON_SCHEMA = json_schema()
 def test_legacy_then_optimized_demo_bot_comparison(redis_url: str, tmp_path: Path) -> None:
     """The README's before/after on one machine: a legacy run, an optimized run, then compare them:
     the optimized bot is faster with no regression, and every output file is written."""
-    smoke = ("--scenario", "smoke", "--users", "20")
+    smoke = ("--test-type", "webhook", "--scenario", "smoke", "--users", "20")
     legacy = perfsuite(
         "run",
         *smoke,
@@ -65,9 +65,9 @@ def test_legacy_then_optimized_demo_bot_comparison(redis_url: str, tmp_path: Pat
 def test_all_runs_every_available_job_then_compares_exactly_those_runs(
     redis_url: str, tmp_path: Path
 ) -> None:
-    """`--test-type all`: webhook and redis run (capacity is reported as not available), the seed
-    comparison covers all three test types with the capacity targets not met, and the overall grade
-    is the worst of the parts' and the comparison's; JSON, HTML and JUnit hold every part."""
+    """`--test-type all`: webhook, redis and capacity run, then the seed comparison of exactly those
+    three runs, which measures every seed target (capacity and recovery time included); the overall
+    grade is the worst of the parts' and the comparison's; JSON, HTML and JUnit hold every part."""
     out, junit = tmp_path / "all.json", tmp_path / "all.xml"
     done = perfsuite(
         "run",
@@ -88,18 +88,18 @@ def test_all_runs_every_available_job_then_compares_exactly_those_runs(
     document = json.loads(out.read_text())
     jsonschema.validate(document, JSON_SCHEMA)
     available = [part["test_type"] for part in document["parts"]]
-    assert available[0] == "webhook" and "capacity" not in available
+    assert available == ["webhook", "redis", "capacity"]
     comparison = document["comparison"]
     assert comparison["scope"] == ["webhook", "redis", "capacity"]
-    capacity_rows = [row for row in comparison["metrics"] if row["test_type"] == "capacity"]
-    assert capacity_rows and all(row["status"] == "not run" and row["met"] is False for row in capacity_rows)
+    capacity_rows = {row["key"]: row for row in comparison["metrics"] if row["test_type"] == "capacity"}
+    assert set(capacity_rows) == {"capacity_users", "recovery_time_s"}
+    assert all(row["status"] == "measured" for row in capacity_rows.values()), capacity_rows
+    assert comparison["targets_total"] == 9
     order = ["EXCELLENT", "GOOD", "FAIR", "POOR"]
     grades = [part["grade"] for part in document["parts"]] + [comparison["grade"]]
     assert document["grade"] == max(grades, key=order.index)
     assert done.returncode == document["exit_code"]
-    assert (
-        f"OVERALL GRADE: {document['grade']}" in done.stdout and "capacity test: not available" in done.stdout
-    )
+    assert f"OVERALL GRADE: {document['grade']}" in done.stdout and "not available" not in done.stdout
     suites = [suite.name for suite in JUnitXml.fromstring(junit.read_text())]
     assert suites[: len(available)] == [f"perfsuite.{t}" for t in available]
     assert "perfsuite.baseline.targets" in suites

@@ -85,7 +85,15 @@ def test_smoke_run_on_embedded_defaults_prints_graded_report(redis_url: str, tmp
     """The main job on the demo bot: report with percentiles, thresholds and grade; JSON written."""
     out = tmp_path / "result.json"
     done = perfsuite(
-        "run", "--scenario", "smoke", "--output-file", str(out), env={"REDIS_URL": redis_url}, timeout_s=180
+        "run",
+        "--test-type",
+        "webhook",
+        "--scenario",
+        "smoke",
+        "--output-file",
+        str(out),
+        env={"REDIS_URL": redis_url},
+        timeout_s=180,
     )
     assert done.returncode in (0, 1, 2), done.stderr
     for text in ("P50", "P95", "P99", "throughput", "success rate", "GRADE:", "thresholds"):
@@ -123,6 +131,8 @@ def test_ctrl_c_exits_130_with_partial_results_written(redis_url: str, tmp_path:
             "-m",
             "perfsuite",
             "run",
+            "--test-type",
+            "webhook",
             "--users",
             "10",
             "--requests-per-user",
@@ -172,7 +182,8 @@ def test_run_time_bounds_a_closed_model_run_as_locust_s_does(redis_url: str, tmp
 
     out = tmp_path / "result.json"
     done = perfsuite(
-        "run", "--users", "3", "--run-time", "3s", "--no-burst", "--output-file", str(out),
+        "run", "--test-type", "webhook", "--users", "3", "--run-time", "3s", "--no-burst",
+        "--output-file", str(out),
         env={"REDIS_URL": redis_url}, timeout_s=120,
     )  # fmt: skip
     assert done.returncode in (0, 1, 2), done.stderr

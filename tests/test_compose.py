@@ -37,10 +37,13 @@ def test_compose_file_is_valid_by_the_compose_specification() -> None:
 
 
 def test_compose_services_cover_the_distributed_setup() -> None:
-    """Collector Redis, the bot and its Redis, a master with the web UI, scalable workers; no
-    secret is written into the file (the token comes from the environment)."""
+    """Collector Redis, the bot and its Redis behind the fault proxy, a master with the web UI, scalable
+    workers; no secret is written into the file (the token comes from the environment)."""
     services = compose()["services"]
-    assert {"collector-redis", "bot-redis", "demo-bot", "locust-master", "locust-worker"} <= set(services)
+    wanted = {"collector-redis", "bot-redis", "chaos-proxy", "demo-bot", "locust-master", "locust-worker"}
+    assert wanted <= set(services)
+    assert "chaos-proxy:26379" in services["demo-bot"]["environment"]["DEMO_BOT_REDIS_URL"]
+    assert "perfsuite.faults" in services["chaos-proxy"]["command"]
     assert "8089:8089" in services["locust-master"]["ports"]
     assert services["locust-worker"]["command"][:4] == ["perfsuite", "worker", "--master", "locust-master"]
     text = (REPO / "docker-compose.yml").read_text()

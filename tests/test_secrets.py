@@ -38,6 +38,8 @@ def test_token_and_redis_password_appear_nowhere(tmp_path: Path) -> None:
                 "-m",
                 "perfsuite",
                 "run",
+                "--test-type",
+                "webhook",
                 "--scenario",
                 "smoke",
                 "--host",

@@ -3,24 +3,30 @@
 Not a test: run it only to change the inputs, then regenerate the expected outputs with
 ``PERFSUITE_UPDATE_GOLDEN=1 pytest tests/test_baseline_golden.py`` and review the diff.
 
-    python tests/golden/make_inputs.py
+    python tests/golden/make_inputs.py            # every input
+    python tests/golden/make_inputs.py capacity   # only capacity.json
 
 Runs are synthesized through the real collector writer into a private Redis at fixed times, read
 back with ``RunHistory.result`` (the same path as ``perfsuite report RUN --format json``) and
-written as result documents (the files checked in are version-1 ones, which version 2 still reads).
+written as result documents (the webhook and Redis files checked in are version-1 ones, which
+version 2 still reads). The capacity file is a version-2 document whose figures are the capacity
+test type's own model (:class:`capacity.figures.CapacityFigures`), built here field by field.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from baseline.synthetic import SyntheticProfile, write_run
+from capacity.figures import Capacity, CapacityFigures, Knee, Outage, OutageBacklog, Pool, Resources, Step
 from perfsuite.embedded import start_redis
 from perfsuite.history import RunHistory
+from perfsuite.result import CollectorIntegrity, RunResult, Summary, Target
 
 HERE = Path(__file__).resolve().parent / "comparator" / "inputs"
 START_S = 1_790_000_000
@@ -95,15 +101,97 @@ REDIS_DOCUMENT: dict[str, Any] = {
     "redis": {"operations_sent": 60000, "organic_failures": 10, "per_operation": []},
     "pool": {"peak_utilization": 0.42},
 }
-CAPACITY_DOCUMENT: dict[str, Any] = {
-    **{key: value for key, value in REDIS_DOCUMENT.items() if key not in ("redis", "pool", "checks")},
-    "test_type": "capacity",
-    "run_id": "golden-capacity",
-    "host": "http://127.0.0.1:8000",
-    "summary": {"requests": 90000, "success_rate": 0.995, "max_users": 600},
-    "checks": [],
-    "capacity": {"max_users": 600, "recovery_time_s": 31.5, "pool": {"peak_utilization": 0.7}},
-}
+GOLDEN_START_S = 1_790_158_800.0
+"""2026-09-21T10:13:20Z: when the golden Redis and capacity runs started."""
+
+
+def _step(
+    index: int, users: int, rps: float, p95_ms: float, success_rate: float, misses: tuple[str, ...]
+) -> Step:
+    requests = int(rps * 28)
+    failure = round(requests * (1 - success_rate))
+    return Step(
+        index=index,
+        load=users,
+        started_at_s=GOLDEN_START_S + 60 + (index - 1) * 30,
+        duration_s=30.0,
+        measured_s=28,
+        requests=requests,
+        success=requests - failure,
+        failure=failure,
+        throughput_rps=rps,
+        good_rps=round(rps * success_rate, 2),
+        p50_ms=round(p95_ms / 4, 1),
+        p95_ms=p95_ms,
+        p99_ms=round(p95_ms * 1.6, 1),
+        success_rate=success_rate,
+        slo_misses=misses,
+        resources=Resources(pool_in_use_max=min(20, users // 50), pool_max=20),
+    )
+
+
+def capacity_document() -> dict[str, Any]:
+    """A capacity result: 600 users held (800 missed the P95 SLO, the knee), a Redis outage recovered
+    in 31.5 s, the bot's pool at 70% at its peak."""
+    steps = (
+        _step(1, 100, 98.0, 12.0, 1.0, ()),
+        _step(2, 200, 197.0, 14.5, 1.0, ()),
+        _step(3, 400, 391.0, 31.0, 0.999, ()),
+        _step(4, 600, 582.0, 140.0, 0.998, ()),
+        _step(5, 800, 640.0, 910.0, 0.995, ("P95 910 ms > 500 ms",)),
+        _step(6, 1000, 655.0, 2400.0, 0.97, ("P95 2,400 ms > 500 ms", "success 97.0% < 99%")),
+    )
+    figures = CapacityFigures(
+        planned_steps=6,
+        steps=steps,
+        capacity=Capacity(value=600, step=4, first_failing_step=5),
+        knee=Knee(
+            step=5,
+            load=800,
+            load_growth=0.3333,
+            throughput_growth=0.0997,
+            p95_before_ms=140.0,
+            p95_after_ms=910.0,
+        ),
+        outage_load=100,
+        outages=(
+            Outage(
+                name="redis-outage",
+                driver="proxy",
+                target="redis",
+                status="run",
+                at_s=20.0,
+                duration_s=15.0,
+                requests=1470,
+                success=1426,
+                failure=44,
+                success_rate=0.97,
+                p95_ms=38.0,
+                reference_success_rate=1.0,
+                reference_p95_ms=11.0,
+                bot_said=("status degraded", "breaker open"),
+                recovered=True,
+                recovery_s=31.5,
+                observed_s=45.0,
+                backlog=OutageBacklog(
+                    before=0, peak_during=420, at_heal=380, peak_after=380, at_end=0, drained_after_s=12.0
+                ),
+            ),
+        ),
+        pool=Pool(max=20, peak_in_use=14, capacity_step_utilization=0.6),
+    )
+    result = RunResult(
+        test_type="capacity",
+        run_id="golden-capacity",
+        scenario="golden",
+        target=Target(host="http://127.0.0.1:8000", path="/webhook/whatsapp"),
+        started_at="2026-09-21T10:13:20.000+00:00",
+        stopped_at="2026-09-21T10:18:20.000+00:00",
+        summary=Summary(requests=90000, success=89550, failure=450, rps=300.0, duration_s=300.0),
+        collector=CollectorIntegrity(requests=90000, locust_requests=90000),
+        figures=figures,
+    )
+    return result.to_document()
 
 
 def _write(name: str, document: dict[str, Any]) -> None:
@@ -112,9 +200,12 @@ def _write(name: str, document: dict[str, Any]) -> None:
     )
 
 
-def main() -> None:
-    """Write every input file."""
+def main(only: list[str]) -> None:
+    """Write every input file (or only those named)."""
     HERE.mkdir(parents=True, exist_ok=True)
+    if only == ["capacity"]:
+        _write("capacity", capacity_document())
+        return
     server = start_redis()
     try:
         history = RunHistory(server.url, "golden")
@@ -138,10 +229,10 @@ def main() -> None:
         without["run_id"] = "golden-legacy-no-intervals"
         _write("legacy_no_intervals", without)
         _write("redis", REDIS_DOCUMENT)
-        _write("capacity", CAPACITY_DOCUMENT)
+        _write("capacity", capacity_document())
     finally:
         server.stop()
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
