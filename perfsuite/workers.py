@@ -334,7 +334,7 @@ class WorkerHealthSampler:
         *,
         max_cpu_percent: float = 90.0,
         sample_interval_s: float = 1.0,
-        tick_s: float = 0.02,
+        tick_s: float = 0.05,
     ) -> None:
         self.environment = environment
         self._writer_getter = writer_getter
