@@ -253,7 +253,8 @@ def test_collector_redis_killed_mid_run_and_restarted(tmp_path: Path) -> None:
     out = tmp_path / "result.json"
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "TWILIO_AUTH_TOKEN")}
     env["REDIS_URL"] = server.url
-    command = [sys.executable, "-m", "perfsuite", "run", "--config", str(config), "--scenario", "smoke"]
+    command = [sys.executable, "-m", "perfsuite", "run", "--test-type", "webhook", "--config", str(config)]
+    command += ["--scenario", "smoke"]
     command += ["--requests-per-user", "100", "--output-file", str(out)]
     process = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -258,6 +258,9 @@ def test_full_queue_answers_503_with_retry_after(start_bot, redis_url) -> None:
     a clean stop puts the message being analysed back on the queue."""
     bot, client = start_bot(redis_url, "--queue-max", "2", "--workers", "1", "--work-ms-text", "3000")
     answers: list[tuple[dict[str, str], Answer]] = []
+    # The one worker takes the first message before the queue fills: the depth is then exactly 2.
+    answers.append((first := whatsapp_message(sender="whatsapp:+15550009999"), client.post(first)))
+    client.wait_health(lambda h: h["workers"]["busy"] == 1)
     for _ in range(6):
         params = whatsapp_message(sender=f"whatsapp:+1555000{len(answers):04d}")
         answers.append((params, client.post(params)))

@@ -136,7 +136,8 @@ def test_a_run_across_hosts_counts_every_request_once(network: Network, tmp_path
 
     run_id = f"netns-{os.getpid()}"
     out = tmp_path / "result.json"
-    master_argv = [sys.executable, "-m", "perfsuite", "run", "--scenario", "smoke", "--run-id", run_id]
+    master_argv = [sys.executable, "-m", "perfsuite", "run", "--test-type", "webhook", "--scenario", "smoke"]
+    master_argv += ["--run-id", run_id]
     master_argv += ["--host", f"http://{target.address}:{BOT_PORT}", "--output-file", str(out)]
     master_argv += [
         "--remote-workers",
