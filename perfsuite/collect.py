@@ -64,7 +64,7 @@ def summary_of(data: RunData) -> Summary:
     """Every request the run holds, as one :class:`Summary`."""
     total = records(data.total())[0]
     fields = _figures(total, [name for name in Summary.model_fields if name not in ("requests", "excluded")])
-    return Summary(requests=int(total.get("count") or 0), duration_s=float(data.duration_s), **fields)
+    return Summary(requests=int(total.get("count") or 0), duration_s=data.elapsed_s, **fields)
 
 
 def endpoints_of(data: RunData) -> tuple[Endpoint, ...]:

@@ -15,6 +15,7 @@ local disk (Redis was away when they closed), applying their entries in order as
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +99,9 @@ class RunData:
     """Where the run was read from: ``FROM_REDIS`` or ``FROM_SPILL`` (local files; Redis was away)."""
     entries_from_files: int = 0
     """Entries read from spill files and journals (``FROM_SPILL`` only)."""
+    span_s: float | None = None
+    """Exact seconds from the first request's start to the last one's end (None for runs recorded
+    before writers kept it: rates then fall back to whole seconds spanned)."""
 
     # ---------------------------------------------------------------- shape of the run
 
@@ -110,6 +114,13 @@ class RunData:
     def last_second(self) -> int | None:
         """Epoch second of the last recorded request (None without data)."""
         return int(self.cells["second"].max()) if len(self.cells) else None
+
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds the requests spanned: exact when the writers recorded it, else whole seconds."""
+        if self.span_s is not None and self.span_s > 0:
+            return self.span_s
+        return float(self.duration_s)
 
     @property
     def duration_s(self) -> int:
@@ -219,7 +230,7 @@ class RunData:
         stats = self._metric("rt").regroup(group_of_cell, n_groups).stats(SUMMARY_PERCENTILES)
         for column, values in _stats_columns(stats).items():
             frame[column] = values
-        frame["rps"] = counts / max(self.duration_s, 1)
+        frame["rps"] = counts / (self.elapsed_s if self.span_s else max(self.duration_s, 1))
         frame["bytes"] = sums["bytes"].fillna(0).astype(np.int64).to_numpy()
         return frame.reset_index(drop=True)
 
@@ -361,6 +372,8 @@ class _RunAccumulator:
         self.writer_requests: dict[str, int] = {}
         self.bad_batches: list[str] = []
         self.bad_histograms: list[str] = []
+        self.span_start = math.inf
+        self.span_end = -math.inf
 
     def add(self, field_name: str, blob: bytes) -> None:
         try:
@@ -390,6 +403,10 @@ class _RunAccumulator:
             for outcome, reason, count in cell.get("r", ()):
                 self.reasons.append((code, outcome, reason, int(count)))
         self.writer_requests[writer_id] = self.writer_requests.get(writer_id, 0) + requests
+        span = batch.get("span")
+        if span:
+            self.span_start = min(self.span_start, float(span[0]))
+            self.span_end = max(self.span_end, float(span[1]))
         for mark in batch.get("marks", ()):
             fields = mark.get("fields") or {}
             self.marks.append({**fields, "at": mark["at"], "kind": mark["kind"], "writer": writer_id})
@@ -656,6 +673,11 @@ def _assemble(
         writer_rows=writers,
         problems=_problems(writers, accumulator.bad_batches, accumulator.bad_histograms),
         resolution_s=resolution_s,
+        span_s=(
+            accumulator.span_end - accumulator.span_start
+            if accumulator.span_end >= accumulator.span_start
+            else None
+        ),
         **source,
     )
 

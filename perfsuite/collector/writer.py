@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -228,6 +229,10 @@ class CollectorWriter:
         self._rows: list[list[Any]] = []
         self._rows_taken = 0
         self._seq = 0
+        self._span_start = math.inf
+        """Earliest start (epoch s) of a request recorded since the previous batch."""
+        self._span_end = -math.inf
+        """Latest end (epoch s) of a request recorded since the previous batch."""
         self._lock = gevent.lock.RLock()
         self._stop = gevent.event.Event()
         self._flusher: gevent.Greenlet[Any, Any] | None = None
@@ -275,7 +280,12 @@ class CollectorWriter:
         if self._closed:
             self.records_after_close += 1
             return
-        second = int(time.time() if at_s is None else at_s)
+        now = time.time() if at_s is None else at_s
+        if now > self._span_end:  # the span of the requests: exact elapsed time for the rates
+            self._span_end = now
+        if now - latency_us * 1e-6 < self._span_start:
+            self._span_start = now - latency_us * 1e-6
+        second = int(now)
         cells = self._current_cells if second == self._current_second else self._cells_for(second)
         key = (request_type, name)
         cell = cells.get(key)
@@ -383,6 +393,9 @@ class CollectorWriter:
             batch["marks"], self._marks = self._marks, []
         if self._rows:
             batch["rows"], self._rows = self._rows, []
+        if self._span_end >= self._span_start:
+            batch["span"] = [round(self._span_start, 6), round(self._span_end, 6)]
+            self._span_start, self._span_end = math.inf, -math.inf
         field = batch_field(self.writer_id, self._seq)
         self._outbox.put([Entry(self._batches_key, field, encode_batch(batch), self._retention_s, True)])
         self._seq += 1
