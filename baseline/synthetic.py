@@ -1,8 +1,9 @@
 """Synthetic runs written through the real collector writer (tests, benchmarks, golden inputs).
 
 A :class:`SyntheticProfile` describes a run: its length, its request rate, a log-normal latency
-distribution, a per-second latency drift (real runs wander from second to second), an optional
-burst, a failure share and a slowdown factor; :func:`write_run` records every request through
+distribution, a per-second latency drift (real runs wander from second to second), a whole-run
+level drawn per run (runs differ by machine load, caches...), an optional burst, a failure share
+and a slowdown factor; :func:`write_run` records every request through
 ``CollectorWriter.record`` into Redis (with stage marks and an optional fault window) and
 creates and finishes the run's metadata as ``perfsuite run`` does. Same seed, same run.
 """
@@ -34,6 +35,9 @@ class SyntheticProfile:
     """Standard deviation of the per-second log latency factor (second-to-second wander)."""
     slowdown: float = 1.0
     """Multiplies every latency (1.3 = a 30% slowdown)."""
+    run_drift: float = 0.0
+    """Standard deviation of a log latency factor drawn once per run (``seed``) and applied to every
+    request: the variation *between* runs that no interval inside one run shows."""
     failure_rate: float = 0.0
     rejected_rate: float = 0.0
     """Share answered with an expected rejection (a 403 to a bad signature)."""
@@ -67,6 +71,8 @@ def write_run(
     ``start_s`` (epoch seconds) places the run in time (default: ending 10 s ago).
     """
     rng = np.random.default_rng(seed)
+    # a separate stream, so runs without a run-level drift are exactly what they always were
+    run_factor = float(np.exp(np.random.default_rng([seed, 1]).normal(0.0, profile.run_drift)))
     start = int(time.time()) - profile.seconds - 10 if start_s is None else int(start_s)
     create_run(
         redis_url,
@@ -97,7 +103,7 @@ def write_run(
         if profile.fault_at_s is not None and second == profile.fault_at_s + profile.fault_seconds:
             writer.mark(FAULT_END, at_s=start + second, fault="redis-pause")
         n = int(profile.rps * (profile.burst_factor if in_burst else 1.0))
-        factor = float(np.exp(rng.normal(0.0, profile.drift))) * profile.slowdown
+        factor = float(np.exp(rng.normal(0.0, profile.drift))) * profile.slowdown * run_factor
         if in_burst:
             factor *= profile.burst_factor
         latencies_us = (rng.lognormal(np.log(profile.median_ms * 1000.0), profile.sigma, n) * factor).tolist()
