@@ -71,16 +71,20 @@ def _format_threshold(threshold: float, is_rate: bool) -> str:
 
 
 def baseline_sample(
-    named: Sequence[float], history: Sequence[float], is_rate: bool
+    named: Sequence[float], history: Sequence[float], is_rate: bool, min_change: float | None = None
 ) -> tuple[list[float], int]:
     """The baseline values the gate compares with, and how many came from the history: the named
-    baseline runs plus the earlier runs since the newest change point of the series
-    ``history + named`` (oldest first). Named runs are always kept."""
+    baseline runs plus the earlier runs since the newest change point (at least ``min_change``)
+    of the series ``history + named`` (oldest first). Named runs are always kept."""
     if not history:
         return list(named), 0
     series = [*history, *named]
     usable = is_rate or all(value > 0 for value in series)
-    start = newest_level_start(series, log_scale=not is_rate) if usable and len(series) >= 4 else 0
+    start = (
+        newest_level_start(series, log_scale=not is_rate, min_change=min_change)
+        if usable and len(series) >= 4
+        else 0
+    )
     kept = list(history[min(start, len(history)) :])
     return [*kept, *named], len(kept)
 
@@ -125,7 +129,7 @@ def between_runs(
         return inconclusive("not measured on both sides")
     if not is_rate and any(value <= 0 for value in (*baseline, *current, *history)):
         return inconclusive("a run measured 0: no relative change")
-    sample, from_history = baseline_sample(baseline, history, is_rate)
+    sample, from_history = baseline_sample(baseline, history, is_rate, threshold)
     base_centre, current_centre = _centre(sample, is_rate), _centre(current, is_rate)
     difference, error, df = pooled_t(_scaled(sample, is_rate), _scaled(current, is_rate))
     effect = difference if is_rate else math.expm1(difference)

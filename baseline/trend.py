@@ -14,7 +14,15 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from baseline.changepoints import MAX_P, MIN_CHANGE, MIN_SIZE, ChangePoint, change_points
+from baseline.changepoints import (
+    MAX_P,
+    MIN_CHANGE,
+    MIN_SHARE_CHANGE,
+    MIN_SIZE,
+    PERMUTATIONS,
+    ChangePoint,
+    change_points,
+)
 from baseline.targets import TEST_TYPES, MetricSpec, metrics_of
 from perfsuite.errors import ConfigError
 from perfsuite.history import RunHistory
@@ -63,10 +71,11 @@ class Trend:
                 "scenario": self.scenario,
             },
             "method": {
-                "change_points": "e-divisive means; pooled t-test (Bonferroni over splits)",
+                "change_points": "e-divisive means, permutation test, re-checked by a pooled t-test",
                 "max_p": MAX_P,
-                "min_change": MIN_CHANGE,
+                "min_change": MIN_SHARE_CHANGE if self.metric.is_rate else MIN_CHANGE,
                 "min_size": MIN_SIZE,
+                "permutations": PERMUTATIONS,
             },
             "runs": [
                 {"run_id": p.run_id, "started_at": p.started_at, "group": p.group, "value": p.value}
@@ -131,8 +140,8 @@ def render_trend(trend: Trend) -> str:
         f"target: {trend.target} - test type {spec.test_type} - scenario {trend.scenario} - "
         f"{len(trend.points)} run(s), oldest first"
         + (f" ({trend.skipped} without a stored finished result left out)" if trend.skipped else ""),
-        f"change points: E-divisive means, pooled t-test p < {MAX_P:g} (Bonferroni over the splits), "
-        f"at least {MIN_CHANGE * 100:g}% and {MIN_SIZE} runs each side",
+        f"change points: E-divisive means, p < {MAX_P:g} ({PERMUTATIONS} shuffles, re-checked by a "
+        f"t-test), at least {_min_change(spec.is_rate)} and {MIN_SIZE} runs each side",
         "",
     ]
     at = {point.index: point for point in trend.change_points}
@@ -162,6 +171,10 @@ def render_trend(trend: Trend) -> str:
     found = len(trend.change_points)
     lines += ["", f"{found} change point(s)" if found else "no change point: one level throughout"]
     return "\n".join(lines)
+
+
+def _min_change(is_rate: bool) -> str:
+    return f"{MIN_SHARE_CHANGE * 100:g} pp" if is_rate else f"{MIN_CHANGE * 100:g}%"
 
 
 def trend_json(trend: Trend) -> str:
