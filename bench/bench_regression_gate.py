@@ -108,8 +108,16 @@ class Pair:
 class Study:
     """The runs and the comparisons (see the module docstring)."""
 
-    def __init__(self, args: argparse.Namespace, collector_url: str, bot_redis: str, spill: Path) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        collector_url: str,
+        bot_redis: str,
+        spill: Path,
+        stack: contextlib.ExitStack,
+    ) -> None:
         self.args = args
+        self.stack = stack
         self.collector_url = collector_url
         self.bot_redis = bot_redis
         self.history = RunHistory(collector_url, "perfsuite")
@@ -141,6 +149,8 @@ class Study:
 
         options = RunOptions(host=self.bots[name].url, state_dir=self.spill)
         result = run_job(registry.get("webhook"), self.config, options, self.collector_url, store=store)
+        if result.interrupted:
+            raise KeyboardInterrupt
         self.runs[name].append(result.run_id)
         if result.summary.p95_ms is not None:
             self.p95[result.run_id] = result.summary.p95_ms
@@ -224,52 +234,47 @@ def main() -> None:
     os.environ["TWILIO_AUTH_TOKEN"] = TOKEN
     deadline = time.monotonic() + args.max_minutes * 60
     started = time.monotonic()
-    collector, bot_redis = start_redis(), start_redis()
     pairs: list[Pair] = []
     extra_ms: float | None = None
-    try:
-        with (
-            tempfile.TemporaryDirectory() as spill,
-            burners(args.burners, args.burn_pattern, args.max_minutes * 60),
-        ):
-            study = Study(args, collector.url, bot_redis.url, Path(spill))
-            study.start_bot("A", [])
-            for i in range(args.warmup):
-                result = study.run("A")
-                print(f"warm-up {i + 1}/{args.warmup}: A P95 {result.summary.p95_ms} ms", flush=True)
-            if args.slowdown_factor is not None:
-                study.start_bot("B", ["--slowdown", str(args.slowdown_factor)])
-            else:
-                warm = [study.p95[run_id] for run_id in study.runs["A"] if run_id in study.p95]
-                extra_ms = args.slowdown * statistics.geometric_mean(warm)
-                study.start_bot("B", ["--extra-latency-ms", f"{extra_ms:.3f}"])
-            for step in range(1, args.k + 1):
-                if time.monotonic() > deadline:
-                    print(f"stopped after {args.max_minutes:g} minutes at step {step - 1}", flush=True)
-                    break
-                order = ("A", "B") if step % 2 else ("B", "A")
-                made: dict[str, list[str]] = {"A": [], "B": []}
-                before = study.runs["A"][-1]
-                for name in order:
-                    for _ in range(args.current_runs):
-                        made[name].append(study.run(name).run_id)
-                base_for_b = made["A"][-1] if order[0] == "A" else before  # the newest A run before B's
-                pairs.append(study.compare("A/A", step, before, made["A"]))
-                pairs.append(study.compare("A/B", step, base_for_b, made["B"]))
-                aa, ab = pairs[-2], pairs[-1]
-                key = "webhook_p95_ms"
-                print(
-                    f"step {step}: A/A P95 {aa.verdicts.get(key)} ({_fmt(aa.effects.get(key))}), "
-                    f"A/B P95 {ab.verdicts.get(key)} ({_fmt(ab.effects.get(key))}, "
-                    f"ratio {_fmt_ratio(ab.ratio_p95)}) "
-                    f"[{(time.monotonic() - started) / 60:.1f} min, load {os.getloadavg()[0]:.1f}]",
-                    flush=True,
-                )
-            for bot in study.bots.values():
-                bot.stop()
-    finally:
-        collector.stop()
-        bot_redis.stop()
+    with contextlib.ExitStack() as stack:
+        collector, bot_redis = start_redis(), start_redis()
+        stack.callback(collector.stop)
+        stack.callback(bot_redis.stop)
+        spill = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        stack.enter_context(burners(args.burners, args.burn_pattern, args.max_minutes * 60))
+        study = Study(args, collector.url, bot_redis.url, spill, stack)
+        study.start_bot("A", [])
+        for i in range(args.warmup):
+            result = study.run("A")
+            print(f"warm-up {i + 1}/{args.warmup}: A P95 {result.summary.p95_ms} ms", flush=True)
+        if args.slowdown_factor is not None:
+            study.start_bot("B", ["--slowdown", str(args.slowdown_factor)])
+        else:
+            warm = [study.p95[run_id] for run_id in study.runs["A"] if run_id in study.p95]
+            extra_ms = args.slowdown * statistics.geometric_mean(warm)
+            study.start_bot("B", ["--extra-latency-ms", f"{extra_ms:.3f}"])
+        for step in range(1, args.k + 1):
+            if time.monotonic() > deadline:
+                print(f"stopped after {args.max_minutes:g} minutes at step {step - 1}", flush=True)
+                break
+            order = ("A", "B") if step % 2 else ("B", "A")
+            made: dict[str, list[str]] = {"A": [], "B": []}
+            before = study.runs["A"][-1]
+            for name in order:
+                for _ in range(args.current_runs):
+                    made[name].append(study.run(name).run_id)
+            base_for_b = made["A"][-1] if order[0] == "A" else before  # the newest A run before B's
+            pairs.append(study.compare("A/A", step, before, made["A"]))
+            pairs.append(study.compare("A/B", step, base_for_b, made["B"]))
+            aa, ab = pairs[-2], pairs[-1]
+            key = "webhook_p95_ms"
+            print(
+                f"step {step}: A/A P95 {aa.verdicts.get(key)} ({_fmt(aa.effects.get(key))}), "
+                f"A/B P95 {ab.verdicts.get(key)} ({_fmt(ab.effects.get(key))}, "
+                f"ratio {_fmt_ratio(ab.ratio_p95)}) "
+                f"[{(time.monotonic() - started) / 60:.1f} min, load {os.getloadavg()[0]:.1f}]",
+                flush=True,
+            )
     ratios = [p.ratio_p95 for p in pairs if p.kind == "A/B" and p.ratio_p95 is not None]
     realized = statistics.median(ratios) if ratios else None
     print()
