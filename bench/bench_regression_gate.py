@@ -130,6 +130,8 @@ class Study:
         self.bots: dict[str, ManagedProcess] = {}
         self.runs: dict[str, list[str]] = {"A": [], "B": []}
         self.p95: dict[str, float] = {}
+        self.values: list[dict[str, Any]] = []
+        """Every run in order: its bot and its metrics (the raw data, for ``--output``)."""
 
     def start_bot(self, name: str, extra: list[str]) -> None:
         """Start bot ``name`` (its own key prefix on the shared private Redis)."""
@@ -152,6 +154,19 @@ class Study:
         if result.interrupted:
             raise KeyboardInterrupt
         self.runs[name].append(result.run_id)
+        summary = result.summary
+        self.values.append(
+            {
+                "run_id": result.run_id,
+                "bot": name,
+                "avg_ms": summary.avg_ms,
+                "p50_ms": summary.p50_ms,
+                "p95_ms": summary.p95_ms,
+                "p99_ms": summary.p99_ms,
+                "success_rate": summary.success_rate,
+                "load_1m": os.getloadavg()[0],
+            }
+        )
         if result.summary.p95_ms is not None:
             self.p95[result.run_id] = result.summary.p95_ms
         return result
@@ -236,6 +251,7 @@ def main() -> None:
     started = time.monotonic()
     pairs: list[Pair] = []
     extra_ms: float | None = None
+    runs: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
         collector, bot_redis = start_redis(), start_redis()
         stack.callback(collector.stop)
@@ -243,6 +259,7 @@ def main() -> None:
         spill = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         stack.enter_context(burners(args.burners, args.burn_pattern, args.max_minutes * 60))
         study = Study(args, collector.url, bot_redis.url, spill, stack)
+        runs = study.values
         study.start_bot("A", [])
         for i in range(args.warmup):
             result = study.run("A")
@@ -286,6 +303,7 @@ def main() -> None:
                 {
                     "args": {k: str(v) for k, v in vars(args).items()},
                     "extra_ms": extra_ms,
+                    "runs": runs,
                     "pairs": [vars(p) for p in pairs],
                 },
                 indent=1,
