@@ -20,6 +20,8 @@ from baseline.sides import sides_from_file
 from perfsuite.config import BaselineConfig
 from perfsuite.grading import Grade
 from perfsuite.report import render_comparison
+from perfsuite.report_html import render_html
+from perfsuite.result import RunResult
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "comparator"
 UPDATE = os.environ.get("PERFSUITE_UPDATE_GOLDEN") == "1"
@@ -202,3 +204,18 @@ def test_own_runs_show_no_seed_columns_or_requirements(monkeypatch: pytest.Monke
     assert len(seed["requirements"]) == 5 and seed["targets_total"] == 9
     for seed_only in ("seed target", "expected", "target achievement per requirement", "4.1"):
         assert seed_only in seed_text
+
+
+@pytest.mark.parametrize("name", ["fair_thirty_percent_slower", "excellent_seed_every_target"])
+def test_version_1_comparison_documents_still_render(name: str) -> None:
+    """A `perfsuite.comparison/1` document (a result file written before issue 10) renders as text
+    and HTML: its within-run verdicts are shown as they were decided, with the old noise line."""
+    document = json.loads((GOLDEN / "v1" / f"{name}.json").read_text(encoding="utf-8"))
+    assert document["schema"] == "perfsuite.comparison/1"
+    text = render_comparison(document)
+    assert f"COMPARISON GRADE: {document['grade']}" in text
+    if document["baseline"]["kind"] != "seed":
+        assert "bootstrap interval over each run's intervals" in text
+        assert "regression +36.2% [+28.8, +46.6]" in text
+    result = RunResult(test_type="baseline", comparison=document)
+    assert render_html(result, []).count(document["grade"]) >= 1
