@@ -90,12 +90,12 @@ def test_runs_of_the_same_build_with_history_are_never_flagged(redis_url: str, t
 
 
 def test_a_thirty_percent_slowdown_against_history_is_a_regression(redis_url: str, tmp_path: Path) -> None:
-    """Six runs of one build, then a build 30% slower at every request: against the last run joined
-    by the five before it, P95 (and the other latency statistics) regress beyond the 10% minimum
+    """Eight runs of one build, then a build 30% slower at every request: against the last run joined
+    by the seven before it, P95 (and the other latency statistics) regress beyond the 10% minimum
     effect (30%, less what this run's own level drew), with a between-run interval above zero; the
     grade is POOR (exit 2)."""
-    history, ids = _store_runs(redis_url, tmp_path, [SHORT] * 6 + [dataclasses.replace(SHORT, slowdown=1.3)])
-    comparison = _compare(history, [ids[5]], [ids[6]])
+    history, ids = _store_runs(redis_url, tmp_path, [SHORT] * 8 + [dataclasses.replace(SHORT, slowdown=1.3)])
+    comparison = _compare(history, [ids[7]], [ids[8]])
     verdicts = _verdicts(comparison)
     assert verdicts["webhook_p95_ms"] is Verdict.REGRESSION, verdicts
     assert (
@@ -105,7 +105,7 @@ def test_a_thirty_percent_slowdown_against_history_is_a_regression(redis_url: st
     p95 = next(row.difference for row in comparison.rows if row.spec.key == "webhook_p95_ms")
     assert p95 is not None and p95.ci_low is not None and p95.ci_low > 0
     assert p95.effect is not None and 0.10 < p95.effect < 0.50
-    assert p95.noise is not None and (p95.noise.baseline_runs, p95.noise.history_runs) == (1, 5)
+    assert p95.noise is not None and (p95.noise.baseline_runs, p95.noise.history_runs) == (1, 7)
     assert "outside the run-to-run variation" in p95.reason
     assert comparison.grade.exit_code == 2
 

@@ -79,7 +79,9 @@ def test_a_comparison_of_own_runs_gives_one_case_per_regression_check() -> None:
         for name in ("average response time", "P50 response time", "P95 response time", "P99 response time")
     }
     p95 = failed["webhook P95 response time: no significant regression"]
-    assert p95.type == "regression" and "95% interval" in (p95.text or "")
+    assert (
+        p95.type == "regression" and "98% interval" in (p95.text or "") and "between runs" in (p95.text or "")
+    )
     assert sum(s.tests for s in xml) == len(result.checks)
 
 
