@@ -134,12 +134,13 @@ class Study:
         """Every run in order: its bot and its metrics (the raw data, for ``--output``)."""
 
     def start_bot(self, name: str, extra: list[str]) -> None:
-        """Start bot ``name`` (its own key prefix on the shared private Redis)."""
+        """Start bot ``name`` (its own key prefix on the shared private Redis); it stops with the study."""
         self.bots[name] = start_demo_bot(
             self.bot_redis,
             TOKEN,
             extra_args=["--key-prefix", f"gate{name}:", "--rate-limit-per-min", "0", *extra],
         )
+        self.stack.callback(self.bots[name].stop)
 
     def run(self, name: str) -> RunResult:
         """One webhook job against bot ``name``, stored in the history."""
