@@ -1,24 +1,18 @@
-"""Noise-aware regression detection between two runs.
+"""How much a statistic changed between runs: verdicts, and the within-run bootstrap interval.
 
-A difference counts only when both hold:
-
-1. it lies outside the run-to-run variation: the ``confidence`` interval (default 95%) of the
-   change, from a bootstrap over each run's time intervals, excludes zero; and
-2. it is larger than the minimum effect: ``min_effect_size`` of the baseline for times (default
-   10%), ``min_rate_effect`` points for a success share (default 1 point).
+The verdict itself is the between-run gate's (``baseline/gate.py``): a change must stand out
+against the variation *between* runs. This module holds what a verdict is (:class:`Difference`,
+:class:`Noise`, :class:`Verdict`) and the **within-run** interval, shown as information: how far
+a statistic of one run can move when its own time intervals are drawn again.
 
 The bootstrap: each replicate draws each run's intervals with replacement (as many as it has),
 merges the drawn intervals' latency histograms and counts, and computes the statistic exactly (a
 percentile of the merged HDR histogram with HdrHistogram's rank rule, the mean of bucket middles,
 or good / count); the interval of ``current / baseline - 1`` (``current - baseline`` for a share)
 over the replicates is the percentile interval. Drawing whole intervals keeps what happens
-together (a burst, a slow minute) together, so a run whose latency swings from interval to
-interval gets a wide interval and is not flagged for a swing. The random generator is seeded, so
-the same inputs always give the same verdicts.
-
-Runs with fewer than ``min_intervals`` intervals cannot tell a change from noise: the verdict is
-``inconclusive``. Without interval data (a result file from elsewhere) only the minimum effect
-judges, and the verdict says so.
+together (a burst, a slow minute) together. The random generator is seeded, so the same inputs
+always give the same interval. It knows nothing of what differs between two runs (machine load,
+caches, the bot's background work), which is why it never decides a verdict on its own.
 """
 
 from __future__ import annotations
@@ -56,16 +50,61 @@ class Verdict(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Noise:
+    """What the run-to-run variation of a verdict was estimated from."""
+
+    baseline_runs: int
+    """Runs named as the baseline."""
+    history_runs: int
+    """Earlier runs of the same target and scenario that joined the baseline."""
+    current_runs: int
+    df: int
+    """Degrees of freedom of the pooled spread (0: unknown)."""
+    spread: float | None
+    """Pooled standard deviation between runs (of the log value for a time, ~ relative; points
+    as a fraction for a share); None when unknown."""
+
+    def describe(self) -> str:
+        """``6 baseline runs (1 named + 5 earlier), 1 current``."""
+        total = self.baseline_runs + self.history_runs
+        named = f" ({self.baseline_runs} named + {self.history_runs} earlier)" if self.history_runs else ""
+        return f"{total} baseline run{'s' if total != 1 else ''}{named}, {self.current_runs} current"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "baseline_runs": self.baseline_runs,
+            "history_runs": self.history_runs,
+            "current_runs": self.current_runs,
+            "df": self.df,
+            "spread": self.spread,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Noise:
+        """Inverse of ``to_dict``."""
+        spread = data.get("spread")
+        return cls(
+            int(data["baseline_runs"]),
+            int(data["history_runs"]),
+            int(data["current_runs"]),
+            int(data["df"]),
+            None if spread is None else float(spread),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Difference:
-    """One statistic of a current run against a baseline run."""
+    """One statistic of the current side against the baseline side."""
 
     statistic: str
     baseline: float | None
+    """Centre of the baseline values compared (geometric mean for a time, mean for a share)."""
     current: float | None
     effect: float | None
     """``current / baseline - 1`` (a share: ``current - baseline``, in points as a fraction)."""
     ci_low: float | None
-    """Lower end of the effect's interval (None without interval data)."""
+    """Lower end of the effect's between-run interval (None when run-to-run noise is unknown)."""
     ci_high: float | None
     confidence: float
     threshold: float
@@ -74,6 +113,12 @@ class Difference:
     verdict: Verdict
     reason: str
     """Why, in words (the interval, the threshold, or what was missing)."""
+    floor: float = 0.0
+    """The absolute floor: milliseconds for a time, points (as a fraction) for a share."""
+    noise: Noise | None = None
+    """What the between-run variation came from (None: not estimated)."""
+    within: tuple[float, float] | None = None
+    """The within-run bootstrap interval of the effect (information only; None: not computed)."""
 
     @classmethod
     def inconclusive(
@@ -102,6 +147,11 @@ class Difference:
         )
 
     @property
+    def noise_unknown(self) -> bool:
+        """Inconclusive because nothing estimated the run-to-run variation."""
+        return self.verdict is Verdict.INCONCLUSIVE and (self.noise is None or self.noise.df < 1)
+
+    @property
     def regression(self) -> bool:
         """True when this is a significant change for the worse beyond the minimum effect."""
         return self.verdict is Verdict.REGRESSION
@@ -125,11 +175,16 @@ class Difference:
             "is_rate": self.is_rate,
             "verdict": self.verdict.value,
             "reason": self.reason,
+            "floor": self.floor,
+            "noise": None if self.noise is None else self.noise.to_dict(),
+            "within_low": None if self.within is None else self.within[0],
+            "within_high": None if self.within is None else self.within[1],
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Difference:
-        """Inverse of ``to_dict``."""
+        """Inverse of ``to_dict`` (a ``perfsuite.comparison/1`` difference reads with no noise)."""
+        noise, low, high = data.get("noise"), data.get("within_low"), data.get("within_high")
         return cls(
             statistic=str(data["statistic"]),
             baseline=data.get("baseline"),
@@ -142,6 +197,9 @@ class Difference:
             is_rate=bool(data["is_rate"]),
             verdict=Verdict(data["verdict"]),
             reason=str(data["reason"]),
+            floor=float(data.get("floor") or 0.0),
+            noise=None if noise is None else Noise.from_dict(noise),
+            within=None if low is None or high is None else (float(low), float(high)),
         )
 
 
@@ -271,7 +329,7 @@ def bootstrap(
     return {name: np.concatenate(values) for name, values in pieces.items()}
 
 
-# ---------------------------------------------------------------------- verdicts
+# ---------------------------------------------------------------------- the within-run interval
 
 
 def _effect(baseline: Any, current: Any, is_rate: bool) -> Any:
@@ -281,138 +339,41 @@ def _effect(baseline: Any, current: Any, is_rate: bool) -> Any:
         return current / baseline - 1.0
 
 
-def _threshold(settings: BaselineConfig, is_rate: bool) -> float:
-    return settings.min_rate_effect if is_rate else settings.min_effect_size
-
-
-def _judge(effect: float, significant: bool, lower_is_better: bool, threshold: float) -> Verdict:
-    if not significant or abs(effect) <= threshold:
-        return Verdict.NO_CHANGE
-    worse = effect > 0 if lower_is_better else effect < 0
-    return Verdict.REGRESSION if worse else Verdict.IMPROVEMENT
-
-
-def point_difference(
-    statistic: str,
-    baseline: float | None,
-    current: float | None,
-    lower_is_better: bool,
-    settings: BaselineConfig,
-    why: str = "no interval data",
-) -> Difference:
-    """A difference judged by the minimum effect alone (no interval data on one side)."""
-    is_rate = statistic == "success_rate"
-    threshold = _threshold(settings, is_rate)
-    if baseline is None or current is None or (not is_rate and baseline == 0):
-        return Difference.inconclusive(
-            statistic,
-            baseline,
-            current,
-            settings.confidence,
-            threshold,
-            is_rate,
-            "not measured on both sides",
-        )
-    effect = float(_effect(baseline, current, is_rate))
-    verdict = _judge(effect, True, lower_is_better, threshold)
-    reason = (
-        f"{why}: judged by the minimum effect alone ({format_effect(effect, is_rate)} against "
-        f"{_format_threshold(threshold, is_rate)}); run-to-run noise unknown"
-    )
-    return Difference(
-        statistic,
-        baseline,
-        current,
-        effect,
-        None,
-        None,
-        settings.confidence,
-        threshold,
-        is_rate,
-        verdict,
-        reason,
-    )
-
-
-def _format_threshold(threshold: float, is_rate: bool) -> str:
-    return f"{threshold * 100:.1f} pp" if is_rate else f"{threshold * 100:.1f}%"
-
-
-def compare_samples(
+def within_run_intervals(
     baseline: IntervalSamples,
     current: IntervalSamples,
-    statistics: Mapping[str, bool],
+    statistics: Sequence[str],
     settings: BaselineConfig,
     seed: int = SEED,
-) -> dict[str, Difference]:
-    """Compare two runs' intervals; ``statistics`` maps statistic -> lower_is_better."""
+) -> dict[str, tuple[float, float] | None]:
+    """The ``settings.confidence`` bootstrap interval of each statistic's effect between two runs
+    (``current / baseline - 1``; points for a share), from each run's own time intervals. None
+    for a statistic not measured on both sides, or when a run has fewer than
+    ``settings.min_intervals`` intervals (too few to resample)."""
     wanted = list(statistics)
     _check(wanted)
+    if min(baseline.n, current.n) < settings.min_intervals:
+        return dict.fromkeys(wanted)
     base_point = point_statistics(baseline, wanted)
     current_point = point_statistics(current, wanted)
-    fewest = min(baseline.n, current.n)
-    if fewest < settings.min_intervals:
-        out = {}
-        for name in wanted:
-            is_rate = name == "success_rate"
-            b, c = base_point[name], current_point[name]
-            effect = (
-                None if b is None or c is None or (not is_rate and b == 0) else float(_effect(b, c, is_rate))
-            )
-            out[name] = Difference(
-                name,
-                b,
-                c,
-                effect,
-                None,
-                None,
-                settings.confidence,
-                _threshold(settings, is_rate),
-                is_rate,
-                Verdict.INCONCLUSIVE,
-                f"only {fewest} interval(s) of data (at least {settings.min_intervals} needed to tell a "
-                "change from run-to-run noise)",
-            )
-        return out
     rng = np.random.default_rng(seed)
     base_reps = bootstrap(baseline, wanted, settings.replicates, rng, settings.min_intervals)
     current_reps = bootstrap(current, wanted, settings.replicates, rng, settings.min_intervals)
     tail = (1.0 - settings.confidence) / 2.0
-    out = {}
-    for name, lower_is_better in statistics.items():
+    out: dict[str, tuple[float, float] | None] = {}
+    for name in wanted:
         is_rate = name == "success_rate"
-        threshold = _threshold(settings, is_rate)
         b, c = base_point[name], current_point[name]
         if b is None or c is None or (not is_rate and b == 0):
-            out[name] = Difference.inconclusive(
-                name,
-                b,
-                c,
-                settings.confidence,
-                threshold,
-                is_rate,
-                "not measured on both sides",
-            )
+            out[name] = None
             continue
-        effect = float(_effect(b, c, is_rate))
-        replicate_effects = _effect(base_reps[name], current_reps[name], is_rate)
-        replicate_effects = replicate_effects[np.isfinite(replicate_effects)]
-        low, high = (float(v) for v in np.quantile(replicate_effects, [tail, 1.0 - tail]))
-        significant = low > 0.0 or high < 0.0
-        verdict = _judge(effect, significant, lower_is_better, threshold)
-        interval = (
-            f"{format_effect(effect, is_rate)} ({settings.confidence * 100:g}% interval "
-            f"{format_effect(low, is_rate)} .. {format_effect(high, is_rate)})"
-        )
-        if not significant:
-            reason = f"{interval}: within run-to-run variation"
-        elif abs(effect) <= threshold:
-            reason = f"{interval}: real but below the {_format_threshold(threshold, is_rate)} minimum effect"
-        else:
-            reason = f"{interval}: outside run-to-run variation and beyond the {_format_threshold(threshold, is_rate)} minimum effect"  # noqa: E501
-        out[name] = Difference(
-            name, b, c, effect, low, high, settings.confidence, threshold, is_rate, verdict, reason
-        )
+        effects = _effect(base_reps[name], current_reps[name], is_rate)
+        effects = effects[np.isfinite(effects)]
+        if not len(effects):
+            out[name] = None
+            continue
+        low, high = (float(v) for v in np.quantile(effects, [tail, 1.0 - tail]))
+        out[name] = (low, high)
     return out
 
 
@@ -421,10 +382,10 @@ __all__ = [
     "SEED",
     "STATISTICS",
     "Difference",
+    "Noise",
     "Verdict",
     "bootstrap",
-    "compare_samples",
     "format_effect",
-    "point_difference",
     "point_statistics",
+    "within_run_intervals",
 ]

@@ -1,12 +1,13 @@
 """Synthetic runs written through the real collector writer (tests, benchmarks, golden inputs).
 
 A :class:`SyntheticProfile` describes a run: its length, its request rate, a log-normal latency
-distribution, a per-second latency drift (real runs wander from second to second), an optional
-burst, a failure share and a slowdown factor, an optional fault window (with the failures it causes
-while open and for a while after the heal) and optional capacity steps (:class:`SyntheticStep`);
-:func:`write_run` records every request through ``CollectorWriter.record`` into Redis (with stage
-marks and fault-window marks) and creates and finishes the run's metadata as ``perfsuite run``
-does. Same seed, same run.
+distribution, a per-second latency drift (real runs wander from second to second), a whole-run
+level drawn per run (runs differ by machine load, caches...), an optional burst, a failure share
+and a slowdown factor, an optional fault window (with the failures it causes while open and for a
+while after the heal) and optional capacity steps (:class:`SyntheticStep`); :func:`write_run`
+records every request through ``CollectorWriter.record`` into Redis (with stage marks and
+fault-window marks) and creates and finishes the run's metadata as ``perfsuite run`` does. Same
+seed, same run.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ class SyntheticProfile:
     """Standard deviation of the per-second log latency factor (second-to-second wander)."""
     slowdown: float = 1.0
     """Multiplies every latency (1.3 = a 30% slowdown)."""
+    run_drift: float = 0.0
+    """Standard deviation of a log latency factor drawn once per run (``seed``) and applied to every
+    request: the variation *between* runs that no interval inside one run shows."""
     failure_rate: float = 0.0
     rejected_rate: float = 0.0
     """Share answered with an expected rejection (a 403 to a bad signature)."""
@@ -88,6 +92,8 @@ def write_run(
     ``start_s`` (epoch seconds) places the run in time (default: ending 10 s ago).
     """
     rng = np.random.default_rng(seed)
+    # a separate stream, so runs without a run-level drift are exactly what they always were
+    run_factor = float(np.exp(np.random.default_rng([seed, 1]).normal(0.0, profile.run_drift)))
     length_s = profile.seconds + sum(step.seconds for step in profile.steps)
     start = int(time.time()) - length_s - 10 if start_s is None else int(start_s)
     create_run(
@@ -117,7 +123,7 @@ def write_run(
 
     def one_second(second: int, rps: float, median_ms: float, failure_rate: float, in_burst: bool) -> int:
         n = int(rps * (profile.burst_factor if in_burst else 1.0))
-        factor = float(np.exp(rng.normal(0.0, profile.drift))) * profile.slowdown
+        factor = float(np.exp(rng.normal(0.0, profile.drift))) * profile.slowdown * run_factor
         if in_burst:
             factor *= profile.burst_factor
         latencies_us = (rng.lognormal(np.log(median_ms * 1000.0), profile.sigma, n) * factor).tolist()

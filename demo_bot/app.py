@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+import gevent
+
 from demo_bot.analysis import Analyser
 from demo_bot.config import BotConfig
 from demo_bot.message import InboundMessage
@@ -72,6 +74,18 @@ def open_storage(config: BotConfig) -> tuple[Storage, Path | None]:
         return SqliteStorage(config.sqlite_path, config.db_table), None
     temp_dir = Path(tempfile.mkdtemp(prefix="demo_bot-"))
     return SqliteStorage(str(temp_dir / "results.sqlite3"), config.db_table), temp_dir
+
+
+SPIN_S = 0.002
+"""Below this much time left, :func:`wait_until` yields in a loop instead of sleeping: the event
+loop's timers round sleeps up to whole milliseconds."""
+
+
+def wait_until(deadline: float) -> None:
+    """Wait, letting other greenlets run, until ``time.perf_counter()`` reaches ``deadline``
+    (accurate to a fraction of a millisecond)."""
+    while (remaining := deadline - time.perf_counter()) > 0:
+        gevent.sleep(remaining - SPIN_S if remaining > SPIN_S else 0)
 
 
 class BotApp:
@@ -127,6 +141,9 @@ class BotApp:
         started = time.perf_counter()
         self.metrics.received.inc()
         response = self._webhook(environ, started)
+        if self.config.slowdown != 1.0 or self.config.extra_latency_s:
+            elapsed_s = time.perf_counter() - started
+            wait_until(started + elapsed_s * self.config.slowdown + self.config.extra_latency_s)
         self.metrics.webhook_latency.observe(time.perf_counter() - started)
         return response
 

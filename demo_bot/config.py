@@ -100,6 +100,12 @@ class BotConfig:
     max_body_bytes: int = 65_536
     backlog: int = 1024
     access_log: bool = False
+    slowdown: float = 1.0
+    """Multiplies each webhook answer's in-request time (1.3 = 30% slower), by waiting
+    ``(slowdown - 1) x`` the time the request took before answering: a known slowdown for
+    regression-gate studies. 1.0: none."""
+    extra_latency_s: float = 0.0
+    """A fixed wait added to every webhook answer (seconds); 0: none."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -156,6 +162,18 @@ def build_parser() -> argparse.ArgumentParser:
     add("--storage-probe-interval-s", type=float, default=defaults.storage_probe_interval_s)
     add("--backlog", type=int, default=defaults.backlog)
     add("--access-log", action="store_true", help="log every request (off: it costs latency)")
+    add(
+        "--slowdown",
+        type=float,
+        default=defaults.slowdown,
+        help="multiply each webhook answer's in-request time by this (>= 1; 1.3 = 30%% slower)",
+    )
+    add(
+        "--extra-latency-ms",
+        type=float,
+        default=defaults.extra_latency_s * 1000,
+        help="wait this many milliseconds more before each webhook answer",
+    )
     return p
 
 
@@ -216,9 +234,12 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
         ("--poll-interval-ms", ns.poll_interval_ms),
         ("--db-timeout-ms", ns.db_timeout_ms),
         ("--storage-probe-interval-s", ns.storage_probe_interval_s),
+        ("--extra-latency-ms", ns.extra_latency_ms),
     ]:
         if fvalue < 0:
             fail(f"{flag} must be >= 0, got {fvalue}")
+    if not 1.0 <= ns.slowdown <= 100.0:
+        fail(f"--slowdown must be between 1 and 100, got {ns.slowdown}")
 
     return BotConfig(
         auth_token=token,
@@ -252,6 +273,8 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
         storage_probe_interval_s=ns.storage_probe_interval_s,
         backlog=ns.backlog,
         access_log=ns.access_log,
+        slowdown=ns.slowdown,
+        extra_latency_s=ns.extra_latency_ms / 1000,
     )
 
 

@@ -3,18 +3,26 @@
 Verbs:
 
   perfsuite run [--test-type webhook|redis|capacity|baseline|all] [--output-file F] [--html-file F]
-                [--junit-file F] [--baseline-run ID | --baseline-file F] [--abort-on critical|warning] ...
+                [--junit-file F] [--baseline-run ID | --baseline-file F] [--abort-on critical|warning]
+                [--repeat N] ...
   perfsuite runs list [--limit N] [--test-type T] [--format text|json]
-  perfsuite compare BASELINE CURRENT [--format text|json|html|junit] [--output-file F]
+  perfsuite runs trend --metric KEY [--test-type T] [--target T] [--scenario S] [--limit N]
+                [--format text|json]
+  perfsuite compare BASELINE CURRENT [--no-history] [--format text|json|html|junit] [--output-file F]
   perfsuite report RUN [--format text|json|html|junit] [--output-file F]
   perfsuite worker --master HOST [--master-port P] [--test-type T]
   perfsuite web [--test-type T] [--host URL] [--master] [--web-port P]
   perfsuite probe --host URL [--path P] [--public-url U]
   perfsuite chaos-proxy [--listen HOST:PORT] [--proxy NAME=LISTEN=UPSTREAM]... [--config FILE]
 
-BASELINE, CURRENT and RUN are stored run ids or result JSON files; CURRENT and RUN may also be
-``latest``. ``--test-type baseline`` compares the latest stored run(s) with the seed's figures (or
-with --baseline-run / --baseline-file); ``all`` (the default, as in the seed's runner) runs webhook,
+BASELINE and CURRENT are stored run ids, group ids (the runs of one ``run --repeat N``) or result
+JSON files, several joined with commas (``id1,id2,id3``); RUN is a run id or a result file;
+CURRENT and RUN may also be ``latest``. A regression must stand out against the variation between
+runs (repeated runs, or earlier runs of the baseline's target and scenario): with one run each
+side and no such history the verdict is "inconclusive", never a regression.
+
+``--test-type baseline`` compares the latest stored run(s) with the seed's figures (or with
+--baseline-run / --baseline-file); ``all`` (the default, as in the seed's runner) runs webhook,
 redis and capacity (each when this build has it) and then that comparison.
 
 Exit codes: 0 EXCELLENT/GOOD, 1 FAIR, 2 POOR (run, compare), 130 interrupted (partial results
@@ -48,12 +56,14 @@ from perfsuite.jobs import RunOptions, TestType, run_job
 from perfsuite.result import RunResult, RunStatus, check_writable, write_json, write_text
 
 if TYPE_CHECKING:
-    from baseline.comparator import Comparison, RunSide
+    from baseline.comparator import Comparison
     from baseline.job import BaselineRequest
     from perfsuite.collector import RunData
     from perfsuite.report_html import ChartRun
 
 FORMATS = ("text", "json", "html", "junit")
+MAX_REPEAT = 20
+"""``run --repeat N`` runs at most this many times."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -123,6 +133,27 @@ def _add_output_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--output-file", type=Path, default=None, help="write the report here (default: standard output)"
     )
+
+
+def _add_trend_parser(runs_verbs: Any, installed: Sequence[str]) -> None:
+    trend = runs_verbs.add_parser(
+        "trend", help="one metric across stored runs of one target, change points marked"
+    )
+    trend.add_argument(
+        "--config", type=Path, default=None, help="scenarios.yaml to use (default: the repository's)"
+    )
+    trend.add_argument("--metric", required=True, metavar="KEY", help="metric key, e.g. webhook_p95_ms")
+    trend.add_argument(
+        "--test-type", choices=installed, default=None, help="test type (default: the metric's)"
+    )
+    trend.add_argument(
+        "--target", default=None, help="target (as `runs list` shows it; default: newest run's)"
+    )
+    trend.add_argument("--scenario", default=None, help="scenario (default: newest run's)")
+    trend.add_argument(
+        "--limit", type=_positive_int("--limit"), default=50, help="newest runs to show (default: 50)"
+    )
+    trend.add_argument("--format", choices=("text", "json"), default="text", help="output format")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -221,6 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--run-id", default=None, help="run id to store the run under (default: a new one)")
     run.add_argument(
+        "--repeat",
+        type=_number("--repeat", int, 1),
+        default=1,
+        metavar="N",
+        help="run the test N times (1-20), stored as one group that compares as one side",
+    )
+    run.add_argument(
         "--baseline-run",
         default=None,
         metavar="ID",
@@ -246,10 +284,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--target", default=None, help="only runs of this target (as the target column shows it)"
     )
     listing.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    _add_trend_parser(runs_verbs, installed)
 
-    compare = verbs.add_parser("compare", help="compare two runs (noise-aware) and grade the change")
-    compare.add_argument("baseline", metavar="BASELINE", help="run id or result JSON file of the earlier run")
-    compare.add_argument("current", metavar="CURRENT", help="run id, result JSON file, or 'latest'")
+    compare = verbs.add_parser(
+        "compare", help="compare runs (noise-aware, between runs) and grade the change"
+    )
+    compare.add_argument(
+        "baseline",
+        metavar="BASELINE",
+        help="earlier run(s): run id, group id or result JSON file; several joined with commas",
+    )
+    compare.add_argument(
+        "current", metavar="CURRENT", help="run id(s), group id, result JSON file(s), or 'latest'"
+    )
+    compare.add_argument(
+        "--no-history",
+        action="store_true",
+        help="do not let earlier runs of the baseline's target and scenario join the baseline",
+    )
     _add_config_flags(compare)
     _add_output_flags(compare)
 
@@ -329,30 +381,47 @@ def _charts_of(result: RunResult, comparison: Comparison | None) -> list[ChartRu
     return comparison_charts(comparison) if comparison is not None else result_charts(result)
 
 
-def _write_outputs(result: RunResult, args: argparse.Namespace, comparison: Comparison | None = None) -> None:
+def _numbered(path: Path | None, index: int | None) -> Path | None:
+    """``result.json`` -> ``result-3.json`` for run 3 of a ``--repeat`` group (unchanged otherwise)."""
+    if path is None or index is None:
+        return path
+    return path.with_name(f"{path.stem}-{index}{path.suffix}")
+
+
+def _write_outputs(
+    result: RunResult,
+    args: argparse.Namespace,
+    comparison: Comparison | None = None,
+    index: int | None = None,
+) -> None:
     from perfsuite.report_html import render_html
     from perfsuite.report_junit import render_junit
 
-    if args.output_file is not None:
-        write_json(result.to_document(), args.output_file)
-        print(f"\nresult written to {args.output_file}")
-    if args.html_file is not None:
-        write_text(render_html(result, _charts_of(result, comparison)), args.html_file, "--html-file")
-        print(f"HTML report written to {args.html_file}")
-    if args.junit_file is not None:
-        write_text(render_junit(result), args.junit_file, "--junit-file")
-        print(f"JUnit XML written to {args.junit_file}")
+    output_file, html_file, junit_file = (
+        _numbered(path, index) for path in (args.output_file, args.html_file, args.junit_file)
+    )
+    if output_file is not None:
+        write_json(result.to_document(), output_file)
+        print(f"\nresult written to {output_file}")
+    if html_file is not None:
+        write_text(render_html(result, _charts_of(result, comparison)), html_file, "--html-file")
+        print(f"HTML report written to {html_file}")
+    if junit_file is not None:
+        write_text(render_junit(result), junit_file, "--junit-file")
+        print(f"JUnit XML written to {junit_file}")
 
 
-def _storer(history: RunHistory, spill_dir: Path) -> Callable[[RunResult, RunData | None], RunResult]:
-    """Keep each result with its run and return it with its intervals and marks; a run the
-    collector never created only gets a warning, and so does a collector's Redis that does not
-    answer (the result waits in ``spill_dir``)."""
+def _storer(
+    history: RunHistory, spill_dir: Path, group: str | None = None
+) -> Callable[[RunResult, RunData | None], RunResult]:
+    """Keep each result with its run (in ``group`` when given) and return it with its intervals
+    and marks; a run the collector never created only gets a warning, and so does a collector's
+    Redis that does not answer (the result waits in ``spill_dir``)."""
 
     def store(result: RunResult, data: RunData | None) -> RunResult:
         warning = None
         try:
-            if not history.store(result, spill_dir):
+            if not history.store(result, spill_dir, group):
                 warning = (
                     f"the collector's Redis does not answer: the result waits in {spill_dir} and is stored "
                     "with the run when it answers (the next perfsuite command writes it)"
@@ -384,6 +453,16 @@ def _check_run_flags(args: argparse.Namespace) -> None:
         raise ConfigError("--baseline-run and --baseline-file: give one of them, not both")
     if args.run_id and composite:
         raise ConfigError(f"--run-id names one run: not allowed with --test-type {args.test_type}")
+    if args.repeat > 1:
+        if args.repeat > MAX_REPEAT:
+            raise ConfigError(f"--repeat must be between 1 and {MAX_REPEAT}, got {args.repeat}")
+        if composite:
+            raise ConfigError(
+                f"--repeat runs one test type N times: not with --test-type {args.test_type} "
+                "(the default is all); give --test-type webhook, redis or capacity"
+            )
+        if args.run_id:
+            raise ConfigError("--run-id names one run: not allowed with --repeat (each run gets its own id)")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -413,11 +492,48 @@ def _run(args: argparse.Namespace) -> int:
             return result.exit_code
         if args.test_type == "all":
             return _run_all(config, options, history, url, request, args)
+        if args.repeat > 1:
+            return _run_repeated(registry.get(args.test_type), config, options, history, url, args)
         store = _storer(history, config.collector.spill_dir)
         result = run_job(registry.get(args.test_type), config, options, url, store=store)
         print(render(result))
         _write_outputs(result, args)
         return result.exit_code
+
+
+def _run_repeated(
+    test_type: TestType,
+    config: SuiteConfig,
+    options: RunOptions,
+    history: RunHistory,
+    url: str,
+    args: argparse.Namespace,
+) -> int:
+    """``--repeat N``: N runs of one test type, stored as one group; each run's report, then the
+    group's table (its runs side by side and their spread). Exit code: the worst run's."""
+    from baseline.groups import render_group
+    from perfsuite.history import new_group_id
+    from perfsuite.report import render
+
+    group = new_group_id()
+    store = _storer(history, config.collector.spill_dir, group)
+    results: list[RunResult] = []
+    for index in range(1, args.repeat + 1):
+        print(f"perfsuite run {index}/{args.repeat} of group {group}\n")
+        try:
+            result = run_job(test_type, config, options, url, store=store)
+        except KeyboardInterrupt:
+            if not results:
+                raise
+            print(render_group(group, results))
+            return EXIT_INTERRUPTED
+        print(render(result) + "\n")
+        _write_outputs(result, args, index=index)
+        results.append(result)
+        if result.interrupted:
+            break
+    print(render_group(group, results))
+    return max(result.exit_code for result in results)
 
 
 def _run_all(
@@ -492,21 +608,6 @@ def _run_all(
     return result.exit_code
 
 
-def _side(history: RunHistory, text: str, flag: str) -> RunSide:
-    from baseline.sides import run_side, sides_from_file
-
-    path = Path(text)
-    if text.endswith(".json") or path.is_file():
-        sides = sides_from_file(path, flag)
-        if len(sides) != 1:
-            kinds = ", ".join(side.test_type for side in sides)
-            raise ConfigError(
-                f"{flag} {path}: holds {len(sides)} runs ({kinds}); compare one run with one run"
-            )
-        return sides[0]
-    return run_side(history, text)
-
-
 def _emit(
     result: RunResult, args: argparse.Namespace, charts: Sequence[ChartRun], text: Callable[[], str]
 ) -> None:
@@ -533,25 +634,15 @@ def _emit(
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from baseline.comparator import compare
-    from baseline.job import comparison_charts, comparison_result
-    from baseline.sides import run_side
+    from baseline.job import compare_named, comparison_charts, comparison_result
     from perfsuite.report import render
 
     config = load_config(args.config, args.scenario)
     with contextlib.ExitStack() as stack:
         config, history, _ = _open_history(config, stack)
-        baseline = _side(history, args.baseline, "BASELINE")
-        if args.current == "latest":
-            current = run_side(history, history.resolve("latest", "CURRENT", like=baseline.result))
-        else:
-            current = _side(history, args.current, "CURRENT")
-        if baseline.test_type != current.test_type:
-            raise ConfigError(
-                f"BASELINE is a {baseline.test_type} run and CURRENT a {current.test_type} run: "
-                "compare runs of the same test type"
-            )
-        comparison = compare([current], config.baseline, [baseline])
+        comparison = compare_named(
+            history, config.baseline, args.baseline, args.current, use_history=not args.no_history
+        )
         result = comparison_result(comparison, config.snapshot())
         _emit(result, args, comparison_charts(comparison), lambda: render(result))
         return result.exit_code
@@ -651,7 +742,23 @@ def _runs_list(args: argparse.Namespace) -> int:
     ]
     headers = ["run id", "test type", "scenario", "target", "demo bot", "started (UTC)", "status", "requests"]
     headers.append("grade")
-    print("\n".join(plain_table(table(headers, rows, left=range(len(headers) - 2)))))
+    left = list(range(len(headers) - 2))
+    if any(run.group != "-" for run in runs):  # runs of `run --repeat N`
+        headers.append("group")
+        left.append(len(headers) - 1)
+        rows = [[*row, run.group] for row, run in zip(rows, runs, strict=True)]
+    print("\n".join(plain_table(table(headers, rows, left=left))))
+    return 0
+
+
+def _runs_trend(args: argparse.Namespace) -> int:
+    from baseline.trend import render_trend, trend, trend_json
+
+    config = load_config(args.config, None)
+    with contextlib.ExitStack() as stack:
+        config, history, _ = _open_history(config, stack)
+        found = trend(history, args.metric, args.test_type, args.target, args.scenario, args.limit)
+    print(trend_json(found) if args.format == "json" else render_trend(found))
     return 0
 
 
@@ -669,7 +776,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verb == "run":
             return _run(args)
         if args.verb == "runs":
-            return _runs_list(args)
+            return _runs_trend(args) if args.runs_verb == "trend" else _runs_list(args)
         if args.verb == "compare":
             return _compare(args)
         if args.verb == "report":

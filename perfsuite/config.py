@@ -524,14 +524,23 @@ class BaselineConfig(_Section):
     targets: BaselineTargets = BaselineTargets()
     min_effect_size: float = Field(0.10, ge=0, le=10)
     """A difference smaller than this share of the baseline (0.10 = 10%) is never a regression."""
-    confidence: float = Field(0.95, gt=0.5, lt=1)
-    """Confidence level of the run-to-run interval a difference must leave."""
+    confidence: float = Field(0.98, gt=0.5, lt=1)
+    """Confidence level of the two-sided between-run interval a difference must leave
+    (baseline/gate.py): 0.98 puts a regression beyond a one-sided 99% boundary. Tuned on this
+    machine's A/A study (BENCHMARKS.md): at 0.95, heavy-tailed run-to-run noise made 8% of
+    same-build pairs a P95 regression."""
     min_rate_effect: float = Field(0.01, ge=0, le=1)
     """A success-rate change smaller than this many points (0.01 = 1 point) is never a regression."""
+    min_absolute_ms: float = Field(0.5, ge=0, le=60_000)
+    """A latency change smaller than this many milliseconds is never a regression (the absolute
+    floor: timer and histogram resolution)."""
+    history_runs: int = Field(10, ge=0, le=100)
+    """Earlier runs of the baseline's test type, target and scenario that join the baseline to
+    estimate run-to-run variation (0: never use the history)."""
     replicates: int = Field(1000, ge=100, le=100_000)
-    """Bootstrap resamples of the runs' intervals that estimate the run-to-run interval."""
+    """Bootstrap resamples of a run's intervals for the within-run interval (information only)."""
     min_intervals: int = Field(5, ge=2, le=10_000)
-    """Runs with fewer non-empty intervals cannot tell a change from noise (verdict: inconclusive)."""
+    """Runs with fewer non-empty intervals get no within-run interval."""
     max_intervals: int = Field(100, ge=5, le=10_000)
     """A run is cut into at most this many equal intervals (1 s each for runs up to this length)."""
 

@@ -10,18 +10,22 @@ report says that no thresholds were evaluated.
 A run's **target identity** is its test type, its target (host and path, or "embedded demo bot"
 in its mode) and its scenario: ``latest`` means the newest run of the same identity unless told
 otherwise, so someone else's run on the same Redis is never taken for yours.
+
+**Groups**: the runs of one ``perfsuite run --repeat N`` share a group id (metadata field
+``group``, ids like ``g20261127T020708Z-3fa2b1``), so a comparison can take them as one side.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from perfsuite.collect import Collected, records
-from perfsuite.collector import CollectorReader, RunData, update_run, update_run_or_spill
+from perfsuite.collector import CollectorReader, RunData, new_run_id, update_run, update_run_or_spill
 from perfsuite.collector.client import RedisLike, redis_client
 from perfsuite.errors import ConfigError
 from perfsuite.intervals import IntervalSamples, Selection
@@ -31,6 +35,12 @@ from perfsuite.result import RunResult, RunStatus, Target
 
 RESULT_FIELD = "result"
 """Run metadata field holding the run's result document (JSON)."""
+
+GROUP_FIELD = "group"
+"""Run metadata field holding the id of the ``--repeat`` group the run belongs to."""
+
+GROUP_SCAN = 1000
+"""A group's runs are looked for among this many newest runs."""
 
 NOT_GRADED = (
     "no graded result is stored with this run (it was recorded outside `perfsuite run`): figures are "
@@ -57,6 +67,8 @@ class RunInfo:
     """The stored result's grade, or ``-`` when none is stored."""
     demo_bot_mode: str = "-"
     """``legacy`` / ``optimized`` when the run loaded the embedded demo bot, else ``-``."""
+    group: str = "-"
+    """The ``--repeat`` group the run belongs to, else ``-``."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -121,6 +133,37 @@ def with_series(result: RunResult, data: RunData, max_intervals: int) -> RunResu
     return result.model_copy(update={"intervals": samples.to_dict(), "marks": tuple(marks_of(data))})
 
 
+def _stored_in(meta: dict[str, str], run_id: str) -> RunResult | None:
+    """The result stored in a run's metadata, or None (none stored, or unreadable)."""
+    raw = meta.get(RESULT_FIELD)
+    if not raw:
+        return None
+    try:
+        return load_result(json.loads(raw), f"run {run_id}")
+    except (ValueError, ConfigError):
+        return None
+
+
+def new_group_id(now: datetime | None = None) -> str:
+    """A new group id such as ``g20261127T020708Z-3fa2b1`` (never taken for a run id)."""
+    return "g" + new_run_id(now or datetime.now(UTC))
+
+
+def _group_created(group: str) -> datetime | None:
+    try:
+        return datetime.strptime(group[1:17], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _parsed(timestamp: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(timestamp)
+    except ValueError:
+        return datetime.max.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 class RunHistory:
     """The runs stored in the collector's Redis under one key prefix."""
 
@@ -132,6 +175,49 @@ class RunHistory:
         self.reader: CollectorReader = CollectorReader(self._client, key_prefix=key_prefix)
         """The collector reader the history reads through."""
 
+    def entries(
+        self,
+        limit: int = 20,
+        test_type: str | None = None,
+        target: str | None = None,
+        scenario: str | None = None,
+    ) -> Iterator[tuple[RunInfo, RunResult | None]]:
+        """The newest runs with their stored results (None when none is stored), newest first (of
+        ``test_type``, ``target`` identity, ``scenario`` when given; at most ``limit``)."""
+        filtered = test_type is not None or target is not None or scenario is not None
+        frame = self.reader.list_runs(limit=max(limit * 10, 200) if filtered else limit)
+        found = 0
+        for row in records(frame):
+            if test_type is not None and row.get("test_type") != test_type:
+                continue
+            if scenario is not None and str(row.get("scenario") or "") != scenario:
+                continue
+            run_id = str(row["run_id"])
+            try:
+                meta = self.reader.meta(run_id)
+            except ConfigError:  # expired since the listing
+                continue
+            stored = _stored_in(meta, run_id)
+            identity = stored.target.identity if stored is not None else str(row.get("host") or "-")
+            if target is not None and identity != target:
+                continue
+            info = RunInfo(
+                run_id=run_id,
+                test_type=str(row.get("test_type") or "-"),
+                scenario=str(row.get("scenario") or "-"),
+                target=identity,
+                started_at=str(row.get("started_at") or ""),
+                status=str(row.get("status") or "-"),
+                requests=int(row.get("requests") or 0),
+                grade=stored.grade.value if stored is not None and stored.graded else "-",
+                demo_bot_mode=(stored.target.demo_bot_mode if stored is not None else None) or "-",
+                group=meta.get(GROUP_FIELD) or "-",
+            )
+            yield info, stored
+            found += 1
+            if found >= limit:
+                return
+
     def list(
         self,
         limit: int = 20,
@@ -140,34 +226,7 @@ class RunHistory:
         scenario: str | None = None,
     ) -> list[RunInfo]:
         """The newest runs, newest first (of ``test_type``, ``target`` identity, ``scenario`` when given)."""
-        filtered = test_type is not None or target is not None or scenario is not None
-        frame = self.reader.list_runs(limit=max(limit * 10, 200) if filtered else limit)
-        runs = []
-        for row in records(frame):
-            if test_type is not None and row.get("test_type") != test_type:
-                continue
-            stored = self.stored(str(row["run_id"]))
-            identity = stored.target.identity if stored is not None else str(row.get("host") or "-")
-            if target is not None and identity != target:
-                continue
-            if scenario is not None and str(row.get("scenario") or "") != scenario:
-                continue
-            runs.append(
-                RunInfo(
-                    run_id=str(row["run_id"]),
-                    test_type=str(row.get("test_type") or "-"),
-                    scenario=str(row.get("scenario") or "-"),
-                    target=identity,
-                    started_at=str(row.get("started_at") or ""),
-                    status=str(row.get("status") or "-"),
-                    requests=int(row.get("requests") or 0),
-                    grade=stored.grade.value if stored is not None and stored.graded else "-",
-                    demo_bot_mode=(stored.target.demo_bot_mode if stored is not None else None) or "-",
-                )
-            )
-            if len(runs) >= limit:
-                break
-        return runs
+        return [info for info, _ in self.entries(limit, test_type, target, scenario)]
 
     def latest(
         self,
@@ -182,10 +241,13 @@ class RunHistory:
                 return info.run_id
         return None
 
-    def store(self, result: RunResult, spill_dir: Path | None = None) -> bool:
-        """Keep ``result`` with its run (the run must exist in the collector). With ``spill_dir``,
-        a Redis that does not answer gets it later (``update_run_or_spill``): False then."""
+    def store(self, result: RunResult, spill_dir: Path | None = None, group: str | None = None) -> bool:
+        """Keep ``result`` with its run (the run must exist in the collector), in ``group`` when
+        given. With ``spill_dir``, a Redis that does not answer gets it later
+        (``update_run_or_spill``): False then."""
         fields = {RESULT_FIELD: json.dumps(result.to_document(with_series=False), default=str)}
+        if group is not None:
+            fields[GROUP_FIELD] = group
         if spill_dir is not None:
             return update_run_or_spill(self._client, self._prefix, result.run_id, spill_dir, **fields)
         update_run(self._client, self._prefix, result.run_id, **fields)
@@ -193,13 +255,31 @@ class RunHistory:
 
     def stored(self, run_id: str) -> RunResult | None:
         """The result stored with the run, or None (none stored, or unreadable)."""
-        raw = self.reader.meta(run_id).get(RESULT_FIELD)
-        if not raw:
-            return None
+        return _stored_in(self.reader.meta(run_id), run_id)
+
+    def exists(self, run_id: str) -> bool:
+        """True when a run with this id is stored (False for anything that is not a run id)."""
         try:
-            return load_result(json.loads(raw), f"run {run_id}")
-        except (ValueError, ConfigError):
-            return None
+            self.reader.meta(run_id)
+        except ConfigError:
+            return False
+        return True
+
+    def group_of(self, run_id: str) -> str | None:
+        """The group the run belongs to, or None."""
+        return self.reader.meta(run_id).get(GROUP_FIELD) or None
+
+    def group_runs(self, group: str) -> tuple[str, ...]:
+        """Ids of the runs of ``group``, oldest first (empty when there is no such group). Runs are
+        looked for among the :data:`GROUP_SCAN` newest, back to the group's creation second."""
+        created = _group_created(group)
+        members = []
+        for info, _ in self.entries(limit=GROUP_SCAN):
+            if info.group == group:
+                members.append(info.run_id)
+            elif created is not None and info.started_at and _parsed(info.started_at) < created:
+                break
+        return tuple(reversed(members))
 
     def load(self, run_id: str) -> tuple[RunResult, RunData]:
         """The run's result (stored, else derived) and its data."""
@@ -228,12 +308,14 @@ class RunHistory:
 
 
 __all__ = [
+    "GROUP_FIELD",
     "NOT_GRADED",
     "RESULT_FIELD",
     "RunHistory",
     "RunInfo",
     "derived_result",
     "marks_of",
+    "new_group_id",
     "selection_for",
     "with_series",
 ]

@@ -2,7 +2,8 @@
 
 ``render(result)`` prints a job's report; a comparison (``--test-type baseline``, ``perfsuite
 compare``) prints its table with ``render_comparison(document)``, which reads only the comparison
-document (schema ``perfsuite.comparison/1``), so a stored JSON file renders the same way.
+document (schema ``perfsuite.comparison/2``; version 1 documents still render), so a stored JSON
+file renders the same way.
 """
 
 from __future__ import annotations
@@ -48,48 +49,83 @@ def format_improvement(value: Any, unit: str) -> str:
     return f"{float(value) * 100:+.1f} pp" if unit == "%" else f"{float(value) * 100:+,.1f}%"
 
 
-def _verdict(row: Mapping[str, Any]) -> str:
+def verdict_text(row: Mapping[str, Any]) -> str:
+    """``regression +31.2% [+18.0, +45.9]``; ``inconclusive (run-to-run noise unknown) +4.1%
+    [within run -3.0, +11.2]`` when nothing estimated the variation between runs."""
     difference = row.get("difference")
     if not difference:
         return "-"
     verdict = str(difference["verdict"])
     is_rate = bool(difference.get("is_rate"))
     effect = difference.get("effect")
+    noise = difference.get("noise")
+    unknown = verdict == "inconclusive" and noise is not None and not noise.get("df")
+    if unknown:
+        verdict = "inconclusive (run-to-run noise unknown)"
     if effect is None:
         return verdict
-    text = f"{effect * 100:+.1f}{' pp' if is_rate else '%'}"
+    unit = " pp" if is_rate else "%"
+    text = f"{effect * 100:+.1f}{unit}"
     short = {"no significant change": "no change"}.get(verdict, verdict)
+    if unknown:
+        low, high = difference.get("within_low"), difference.get("within_high")
+        within = "" if low is None or high is None else f" [within run {low * 100:+.1f}, {high * 100:+.1f}]"
+        return f"{short} {text}{within}"
     if difference.get("ci_low") is None:
         return f"{short} {text} (noise unknown)"
     low, high = difference["ci_low"] * 100, difference["ci_high"] * 100
-    return f"{short} {text} [{low:+.1f}, {high:+.1f}]"
+    runs = ""
+    if noise is not None:
+        runs = f" ({noise['baseline_runs'] + noise['history_runs']} vs {noise['current_runs']} runs)"
+    return f"{short} {text} [{low:+.1f}, {high:+.1f}]{runs}"
+
+
+def noise_line(document: Mapping[str, Any]) -> str:
+    """How the comparison tells a change from run-to-run noise, in one sentence."""
+    settings = document.get("settings") or {}
+    confidence = settings.get("confidence", 0.95) * 100
+    effect, rate = settings.get("min_effect_size", 0) * 100, settings.get("min_rate_effect", 0) * 100
+    if "min_absolute_ms" not in settings:  # perfsuite.comparison/1: the within-run bootstrap decided
+        return (
+            f"{confidence:g}% bootstrap interval over each run's intervals; a regression must leave it "
+            f"and exceed {effect:g}% ({rate:g} pp for a success rate)"
+        )
+    return (
+        f"{confidence:g}% interval of the change between runs (repeated runs, earlier runs of the "
+        f"baseline's target and scenario); a regression leaves it and exceeds {effect:g}% and "
+        f"{settings['min_absolute_ms']:g} ms ({rate:g} pp for a success rate); one run each side and "
+        "no earlier run: inconclusive"
+    )
+
+
+def _history_line(document: Mapping[str, Any]) -> str | None:
+    history = document.get("history") or {}
+    used = sum(len(ids) for ids in history.values())
+    if not used:
+        return None
+    return (
+        f"history:  {used} earlier run(s) of the baseline's target and scenario (those since a "
+        "metric's newest change point join the baseline)"
+    )
 
 
 def render_comparison(document: Mapping[str, Any]) -> str:
-    """The comparison as text: runs, the metric table, requirement achievement, checks, grade."""
+    """The comparison as text. Against the seed's figures: the metric table with the seed's
+    expectations and targets, requirement achievement, checks, grade. Against your own runs:
+    your figures and the between-run verdicts only (no seed columns, no requirement table)."""
     baseline, current = document["baseline"], document["current"]
-    settings = document.get("settings") or {}
+    seed = baseline.get("kind") == "seed"
     lines = [
         "perfsuite comparison",
         f"baseline: {baseline['label']}",
         f"current:  {current['label']}",
     ]
-    runs = [*baseline.get("runs", []), *current.get("runs", [])]
-    intervals = [f"{r['intervals']} x {r['window_s']} s" for r in runs if r.get("intervals")]
-    if baseline.get("kind") != "seed":
-        lines.append(
-            f"noise:    {settings.get('confidence', 0.95) * 100:g}% bootstrap interval over each run's "
-            "intervals "
-            f"({', '.join(intervals) or 'none'}); a regression must leave it and exceed "
-            f"{settings.get('min_effect_size', 0) * 100:g}% ({settings.get('min_rate_effect', 0) * 100:g} pp "
-            "for a success rate)"
-        )
+    if not seed:
+        lines.append(f"noise:    {noise_line(document)}")
+        history = _history_line(document)
+        if history:
+            lines.append(history)
     lines.append("")
-    against = "baseline" if baseline.get("kind") != "seed" else "seed before"
-    headers = ["metric", "req", against, "current", "improvement", "expected", "seed target", "met"]
-    with_verdicts = baseline.get("kind") != "seed"
-    if with_verdicts:
-        headers.append("run-to-run change [interval]")
     rows = []
     for row in document["metrics"]:
         unit = row["unit"]
@@ -99,32 +135,45 @@ def render_comparison(document: Mapping[str, Any]) -> str:
             current_text = "not measured"
         else:
             current_text = format_figure(row["current"], unit)
-        target = "-" if row["target"] is None else f"{row['comparison']} {format_figure(row['target'], unit)}"
-        met = "-" if row["met"] is None else ("yes" if row["met"] else "NO")
-        cells = [
-            row["label"],
-            row["requirement"],
-            format_figure(row["baseline"], unit),
-            current_text,
-            format_improvement(row["improvement"], unit),
-            format_improvement(row["expected_improvement"], unit),
-            target,
-            met,
-        ]
-        if with_verdicts:
-            cells.append(_verdict(row))
+        cells = [row["label"]]
+        if seed:
+            target = (
+                "-" if row["target"] is None else f"{row['comparison']} {format_figure(row['target'], unit)}"
+            )
+            met = "-" if row["met"] is None else ("yes" if row["met"] else "NO")
+            cells += [
+                row["requirement"],
+                format_figure(row["baseline"], unit),
+                current_text,
+                format_improvement(row["improvement"], unit),
+                format_improvement(row["expected_improvement"], unit),
+                target,
+                met,
+            ]
+        else:
+            cells += [
+                format_figure(row["baseline"], unit),
+                current_text,
+                format_improvement(row["improvement"], unit),
+                verdict_text(row),
+            ]
         rows.append(cells)
-    lines += [*plain_table(table(headers, rows, left=(0, 1, 8))), ""]
-    lines.append("target achievement per requirement (seed mapping)")
-    for requirement in document["requirements"]:
-        status = requirement["status"]
-        count = f"{requirement['met']}/{requirement['total']}" if requirement["total"] else "-"
-        lines.append(
-            f"  {requirement['id']}  {status:<12} {count:>5}  {requirement['title']} "
-            f"({requirement['component']})"
-        )
-        for name in requirement.get("unmet", [])[:6]:
-            lines.append(f"        not met: {name}")
+    if seed:
+        headers = ["metric", "req", "seed before", "current", "improvement", "expected", "seed target", "met"]
+        lines += [*plain_table(table(headers, rows, left=(0, 1))), ""]
+        lines.append("target achievement per requirement (seed mapping)")
+        for requirement in document["requirements"]:
+            status = requirement["status"]
+            count = f"{requirement['met']}/{requirement['total']}" if requirement["total"] else "-"
+            lines.append(
+                f"  {requirement['id']}  {status:<12} {count:>5}  {requirement['title']} "
+                f"({requirement['component']})"
+            )
+            for name in requirement.get("unmet", [])[:6]:
+                lines.append(f"        not met: {name}")
+    else:
+        headers = ["metric", "baseline", "current", "improvement", "run-to-run change [interval]"]
+        lines += plain_table(table(headers, rows, left=(0, 4)))
     checks = document["checks"]
     failed = [check for check in checks if not check["met"]]
     if failed:
@@ -141,15 +190,24 @@ def render_comparison(document: Mapping[str, Any]) -> str:
             )
     for warning in document.get("warnings", []):
         lines.append(f"warning: {warning}")
-    met = sum(check["met"] for check in checks)
-    regressions = document.get("regressions", [])
-    lines += [
-        "",
-        f"COMPARISON GRADE: {document['grade']}  (seed targets met {document.get('targets_met', 0)}/"
-        f"{document.get('targets_total', 0)}; regressions {len(regressions)}; "
-        f"{met}/{len(checks)} checks met)",
-    ]
+    lines += ["", f"COMPARISON GRADE: {document['grade']}  ({grade_detail(document)})"]
     return "\n".join(lines)
+
+
+def grade_detail(document: Mapping[str, Any]) -> str:
+    """What the comparison grade counted: seed targets (against the seed), regressions, verdicts
+    left inconclusive for unknown noise, checks met."""
+    checks = document["checks"]
+    met = sum(check["met"] for check in checks)
+    parts = []
+    if document["baseline"].get("kind") == "seed":
+        parts.append(f"seed targets met {document.get('targets_met', 0)}/{document.get('targets_total', 0)}")
+    parts.append(f"regressions {len(document.get('regressions', []))}")
+    unknown = document.get("noise_unknown") or []
+    if unknown:
+        parts.append(f"inconclusive {len(unknown)}: run-to-run noise unknown")
+    parts.append(f"{met}/{len(checks)} checks met")
+    return "; ".join(parts)
 
 
 def render_section(section: Section) -> list[str]:
@@ -316,8 +374,11 @@ __all__ = [
     "core_sections",
     "format_figure",
     "format_improvement",
+    "grade_detail",
     "grade_label",
+    "noise_line",
     "render",
     "render_comparison",
     "render_section",
+    "verdict_text",
 ]

@@ -24,7 +24,15 @@ from typing import Any
 
 from perfsuite.grading import Check, format_value
 from perfsuite.registry import sections_of
-from perfsuite.report import core_sections, format_figure, format_improvement, grade_label
+from perfsuite.report import (
+    core_sections,
+    format_figure,
+    format_improvement,
+    grade_detail,
+    grade_label,
+    noise_line,
+    verdict_text,
+)
 from perfsuite.result import SCHEMA, RunResult
 from perfsuite.sections import Line, Section
 
@@ -391,11 +399,13 @@ def before_after_chart(metrics: Sequence[Mapping[str, Any]]) -> str:
                 f"{_E(format_improvement(improvement, unit))}</text>"
             )
     out.append("</svg>")
+    with_targets = any(metric.get("target") is not None for metric in rows)
     legend = (
         '<div class="legend static"><span class="swatch solid" style="border-color:#868e96"></span>baseline '
         '<span class="swatch solid" style="border-color:#2b8a3e"></span>current, better '
-        '<span class="swatch solid" style="border-color:#c92a2a"></span>current, worse '
-        '<span class="swatch target"></span>seed target</div>'
+        '<span class="swatch solid" style="border-color:#c92a2a"></span>current, worse'
+        + (' <span class="swatch target"></span>seed target' if with_targets else "")
+        + "</div>"
     )
     return (
         '<figure class="chart-box">'
@@ -517,70 +527,60 @@ def _job_section(result: RunResult) -> str:
 
 
 def _comparison_section(document: Mapping[str, Any]) -> str:
+    """The comparison block: against the seed, its columns and the requirement table; against
+    your own runs, your figures and the between-run verdicts only (as the terminal shows)."""
     baseline, current = document["baseline"], document["current"]
     seed = baseline.get("kind") == "seed"
-    headers = [
-        "metric",
-        "req",
-        "seed before" if seed else "baseline",
-        "current",
-        "improvement",
-        "expected",
-        "seed target",
-        "met",
-    ] + ([] if seed else ["run-to-run verdict"])
+    if seed:
+        headers = ["metric", "req", "seed before", "current", "improvement", "expected", "seed target", "met"]
+    else:
+        headers = ["metric", "baseline", "current", "improvement", "run-to-run verdict"]
     rows, classes = [], []
     for metric in document["metrics"]:
         unit = metric["unit"]
         current_text = (
             metric["status"] if metric["status"] != "measured" else format_figure(metric["current"], unit)
         )
-        target = (
-            "-"
-            if metric["target"] is None
-            else f"{metric['comparison']} {format_figure(metric['target'], unit)}"
-        )
-        met = (
-            "-"
-            if metric["met"] is None
-            else ('<span class="met">yes</span>' if metric["met"] else '<span class="miss">NO</span>')
-        )
-        cells = [
-            _E(metric["label"]),
-            _E(metric["requirement"]),
-            _E(format_figure(metric["baseline"], unit)),
-            _E(current_text),
-            _E(format_improvement(metric["improvement"], unit)),
-            _E(format_improvement(metric["expected_improvement"], unit)),
-            _E(target),
-            met,
-        ]
         difference = metric.get("difference")
-        if not seed:
+        if seed:
+            target = (
+                "-"
+                if metric["target"] is None
+                else f"{metric['comparison']} {format_figure(metric['target'], unit)}"
+            )
+            met = (
+                "-"
+                if metric["met"] is None
+                else ('<span class="met">yes</span>' if metric["met"] else '<span class="miss">NO</span>')
+            )
+            cells = [
+                _E(metric["label"]),
+                _E(metric["requirement"]),
+                _E(format_figure(metric["baseline"], unit)),
+                _E(current_text),
+                _E(format_improvement(metric["improvement"], unit)),
+                _E(format_improvement(metric["expected_improvement"], unit)),
+                _E(target),
+                met,
+            ]
+        else:
+            cells = [
+                _E(metric["label"]),
+                _E(format_figure(metric["baseline"], unit)),
+                _E(current_text),
+                _E(format_improvement(metric["improvement"], unit)),
+            ]
             if difference:
-                verdict = difference["verdict"]
-                css = {"regression": "miss", "improvement": "met"}.get(verdict, "neutral")
+                css = {"regression": "miss", "improvement": "met"}.get(difference["verdict"], "neutral")
                 cells.append(
-                    f'<span class="{css}">{_E(verdict)}</span><br><small>{_E(difference["reason"])}</small>'
+                    f'<span class="{css}">{_E(verdict_text(metric))}</span>'
+                    f"<br><small>{_E(difference['reason'])}</small>"
                 )
             else:
                 cells.append("-")
         rows.append(cells)
         regression = bool(difference and difference["verdict"] == "regression")
         classes.append("row-miss" if metric["met"] is False or regression else "")
-    requirement_rows = [
-        [
-            _E(r["id"]),
-            {"met": '<span class="met">met</span>', "not met": '<span class="miss">not met</span>'}.get(
-                r["status"], '<span class="neutral">not measured</span>'
-            ),
-            f"{r['met']}/{r['total']}" if r["total"] else "-",
-            _E(r["title"]),
-            _E(f"{r['component']}: {r['validation']}"),
-            _E("; ".join(r.get("unmet", []))),
-        ]
-        for r in document["requirements"]
-    ]
     checks = [Check.from_dict(check) for check in document["checks"]]
     grade = document["grade"]
     parts = [
@@ -588,16 +588,33 @@ def _comparison_section(document: Mapping[str, Any]) -> str:
         f'<span class="grade small" style="background:{GRADE_COLOURS[grade]}">{grade}</span></h2>',
         f'<p class="meta"><b>baseline</b>: {_E(baseline["label"])}<br>'
         f"<b>current</b>: {_E(current['label'])}</p>",
-        f'<p class="meta">seed targets met {document.get("targets_met", 0)}/'
-        f"{document.get('targets_total', 0)} · "
-        f"regressions {len(document.get('regressions', []))} · checks met "
-        f"{sum(c.met for c in checks)}/{len(checks)}</p>",
+    ]
+    if not seed:
+        parts.append(f'<p class="meta"><b>noise</b>: {_E(noise_line(document))}</p>')
+    parts += [
+        f'<p class="meta">{_E(grade_detail(document).replace("; ", " · "))}</p>',
         before_after_chart(document["metrics"]),
         "<h3>Metrics</h3>" + _table(headers, rows, classes),
-        "<h3>Target achievement per requirement (the seed's mapping)</h3>"
-        + _table(["req", "status", "met", "requirement", "validated by", "not met"], requirement_rows),
-        "<h3>Comparison checks</h3>" + _checks_table(checks),
     ]
+    if seed:
+        requirement_rows = [
+            [
+                _E(r["id"]),
+                {"met": '<span class="met">met</span>', "not met": '<span class="miss">not met</span>'}.get(
+                    r["status"], '<span class="neutral">not measured</span>'
+                ),
+                f"{r['met']}/{r['total']}" if r["total"] else "-",
+                _E(r["title"]),
+                _E(f"{r['component']}: {r['validation']}"),
+                _E("; ".join(r.get("unmet", []))),
+            ]
+            for r in document["requirements"]
+        ]
+        parts.append(
+            "<h3>Target achievement per requirement (the seed's mapping)</h3>"
+            + _table(["req", "status", "met", "requirement", "validated by", "not met"], requirement_rows)
+        )
+    parts.append("<h3>Comparison checks</h3>" + _checks_table(checks))
     for warning in document.get("warnings", []):
         parts.append(f'<p class="warning">warning: {_E(warning)}</p>')
     parts.append("</section>")

@@ -5,8 +5,9 @@ Layout (the de-facto JUnit schema that Jenkins, GitLab, GitHub Actions reporters
 
 - ``<testsuites name="perfsuite" tests failures errors="0">``
 - one ``<testsuite>`` per job's thresholds (``perfsuite.webhook``...), and for a comparison one for
-  the seed targets (``perfsuite.baseline.targets``) and one for the no-regression checks
-  (``perfsuite.baseline.regressions``); each with properties (run id, grade, scenario);
+  the seed targets (``perfsuite.baseline.targets``, only against the seed's figures) and one for
+  the no-regression checks (``perfsuite.baseline.regressions``, only against runs); each with
+  properties (run id, grade, scenario);
 - one ``<testcase name=check classname=suite.requirement>`` per check; an unmet check holds a
   ``<failure message=... type="threshold"|"target"|"regression">`` whose text gives the actual value,
   the target and the detail.
@@ -79,7 +80,8 @@ def render_junit(result: RunResult) -> str:
         }
         targets = [Check.from_dict(check) for check in comparison.get("target_checks", [])]
         regressions = [Check.from_dict(check) for check in comparison.get("regression_checks", [])]
-        _suite(root, "perfsuite.baseline.targets", targets, "target", properties)
+        if targets:  # only against the seed's figures
+            _suite(root, "perfsuite.baseline.targets", targets, "target", properties)
         if regressions:
             _suite(root, "perfsuite.baseline.regressions", regressions, "regression", properties)
     elif not result.parts:

@@ -247,7 +247,7 @@ class RunResult(Model):
     parts: tuple[RunResult, ...] = ()
     """``all``: the results of the jobs that ran (the grade is the worst of all)."""
     comparison: dict[str, Any] | None = None
-    """``baseline`` and ``all``: the comparison document (schema ``perfsuite.comparison/1``, built by
+    """``baseline`` and ``all``: the comparison document (schema ``perfsuite.comparison/2``, built by
     the comparator; the JSON edge of ``baseline.comparator.Comparison``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)

@@ -104,3 +104,35 @@ def test_all_runs_every_available_job_then_compares_exactly_those_runs(
     assert suites[: len(available)] == [f"perfsuite.{t}" for t in available]
     assert "perfsuite.baseline.targets" in suites
     assert (tmp_path / "all.html").read_text().count('<svg class="chart') == 3 * len(available) + 1
+
+
+@pytest.mark.slow
+def test_repeat_runs_a_group_that_compares_as_one_side(redis_url: str, tmp_path: Path) -> None:
+    """`run --repeat 3` on the embedded demo bot: three stored runs in one group, one numbered
+    result file each, the group's table with the spread between runs; `runs list` shows the group;
+    the first run against the other two (`id2,id3`) gets verdicts from their spread (1 vs 2 runs)."""
+    done = perfsuite(
+        "run",
+        "--test-type",
+        "webhook",
+        "--repeat",
+        "3",
+        "--arrival-rate",
+        "20",
+        "--run-time",
+        "2",
+        "--output-file",
+        str(tmp_path / "run.json"),
+        redis_url=redis_url,
+        cwd=tmp_path,
+        timeout_s=300,
+    )
+    assert done.returncode in (0, 1, 2), done.stdout + done.stderr
+    ids = [json.loads((tmp_path / f"run-{i}.json").read_text())["run_id"] for i in (1, 2, 3)]
+    assert "spread between runs" in done.stdout and "perfsuite group g" in done.stdout
+    group = done.stdout.split("perfsuite group ")[1].split(":")[0]
+    listed = perfsuite("runs", "list", redis_url=redis_url, cwd=tmp_path).stdout
+    assert all(run_id in listed for run_id in ids) and listed.count(group) == 3
+    compared = perfsuite("compare", ids[0], ",".join(ids[1:]), redis_url=redis_url, cwd=tmp_path)
+    assert compared.returncode in (0, 1, 2), compared.stderr
+    assert "(1 vs 2 runs)" in compared.stdout and "noise unknown)" not in compared.stdout

@@ -541,6 +541,26 @@ def test_low_latency_with_keep_alive_client(start_bot, redis_url) -> None:
     assert max(a.elapsed_ms for a in rejected) < 100.0
 
 
+def test_extra_latency_knob_slows_every_answer_by_a_known_amount(start_bot, redis_url) -> None:
+    """`--extra-latency-ms 20` (the regression-gate study's known slowdown): every signed message
+    is answered at least 20 ms after it arrived, and still answered 200; a bad value exits 64."""
+    _, client = start_bot(redis_url, "--rate-limit-per-min", "0", "--extra-latency-ms", "20")
+    client.post(whatsapp_message())  # warm-up
+    answers = [client.post(whatsapp_message()) for _ in range(10)]
+    assert all(a.status == 200 for a in answers)
+    assert min(a.elapsed_ms for a in answers) >= 20.0
+    assert statistics.median(a.elapsed_ms for a in answers) < 60.0
+    env = dict(os.environ, TWILIO_AUTH_TOKEN=TOKEN, DEMO_BOT_REDIS_URL=redis_url)
+    bad = subprocess.run(
+        [sys.executable, "-m", "demo_bot", "--slowdown", "0.5"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert bad.returncode == 64 and "--slowdown must be between 1 and 100" in bad.stderr
+
+
 def test_public_url_is_what_the_signature_covers(start_bot, redis_url) -> None:
     """With --public-url the bot validates against that URL (as Twilio signs it), not its local address."""
     public = "https://bot.example.com:8443/webhook/whatsapp"

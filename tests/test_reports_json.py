@@ -59,6 +59,7 @@ def test_comparison_and_all_documents_validate() -> None:
         sides_from_file(INPUTS / "optimized_slower.json"),
         BaselineConfig(),
         sides_from_file(INPUTS / "optimized.json"),
+        history={"webhook": [sides_from_file(INPUTS / "optimized_earlier_1.json")[0].result]},
     )
     baseline = comparison_result(comparison)
     jsonschema.validate(baseline.to_document(), JSON_SCHEMA)
@@ -77,7 +78,7 @@ def test_comparison_and_all_documents_validate() -> None:
     jsonschema.validate(document, JSON_SCHEMA)
     assert document["parts"][0]["run_id"] == "golden-optimized"
     assert document["parts"][0]["grade"] == "EXCELLENT"
-    assert document["grade"] == "FAIR" and document["exit_code"] == 1  # worst of the part and the comparison
+    assert document["grade"] == "POOR" and document["exit_code"] == 2  # worst of the part and the comparison
 
 
 def test_an_all_result_file_can_be_the_baseline(tmp_path: Path) -> None:

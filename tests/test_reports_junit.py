@@ -33,10 +33,13 @@ def _job() -> RunResult:
 
 
 def _comparison(baseline: str, current: str) -> RunResult:
+    """``current`` against ``baseline`` joined by the four earlier runs of the optimized build."""
+    earlier = [sides_from_file(INPUTS / f"optimized_earlier_{i}.json")[0].result for i in range(1, 5)]
     comparison = compare(
         sides_from_file(INPUTS / f"{current}.json"),
         BaselineConfig(),
         sides_from_file(INPUTS / f"{baseline}.json"),
+        history={"webhook": earlier},
     )
     return comparison_result(comparison)
 
@@ -59,23 +62,26 @@ def test_a_job_gives_one_case_per_threshold_and_a_failure_per_miss() -> None:
     assert {p.name: p.value for p in suites[0].properties()}["run_id"] == "20260101T000000Z-abcdef"
 
 
-def test_a_comparison_gives_one_case_per_seed_target_and_per_regression_check() -> None:
-    """A 30% slower build: the targets suite passes, the regressions suite fails four cases, each
-    with the effect and its interval in the text."""
+def test_a_comparison_of_own_runs_gives_one_case_per_regression_check() -> None:
+    """A 30% slower build against earlier runs of your own: no seed-targets suite (seed targets
+    count only against the seed's figures); the regressions suite fails four cases, each with the
+    effect and its between-run interval in the text."""
     result = _comparison("optimized", "optimized_slower")
     xml = JUnitXml.fromstring(render_junit(result))
     suites = {suite.name: suite for suite in xml}
-    assert set(suites) == {"perfsuite.baseline.targets", "perfsuite.baseline.regressions"}
-    targets, regressions = suites["perfsuite.baseline.targets"], suites["perfsuite.baseline.regressions"]
-    assert (targets.tests, targets.failures) == (3, 0)
+    assert set(suites) == {"perfsuite.baseline.regressions"}
+    regressions = suites["perfsuite.baseline.regressions"]
     assert (regressions.tests, regressions.failures) == (5, 4)
+    assert {case.classname for case in regressions} == {"perfsuite.baseline.regressions"}
     failed = {case.name: case.result[0] for case in regressions if not case.is_passed}
     assert set(failed) == {
         f"webhook {name}: no significant regression"
         for name in ("average response time", "P50 response time", "P95 response time", "P99 response time")
     }
     p95 = failed["webhook P95 response time: no significant regression"]
-    assert p95.type == "regression" and "95% interval" in (p95.text or "")
+    assert (
+        p95.type == "regression" and "98% interval" in (p95.text or "") and "between runs" in (p95.text or "")
+    )
     assert sum(s.tests for s in xml) == len(result.checks)
 
 

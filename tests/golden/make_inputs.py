@@ -3,14 +3,15 @@
 Not a test: run it only to change the inputs, then regenerate the expected outputs with
 ``PERFSUITE_UPDATE_GOLDEN=1 pytest tests/test_baseline_golden.py`` and review the diff.
 
-    python tests/golden/make_inputs.py            # every input
-    python tests/golden/make_inputs.py capacity   # only capacity.json
+    python tests/golden/make_inputs.py [NAME ...]   # e.g. capacity
 
+With names, only those inputs are (re)written (the others keep their bytes).
 Runs are synthesized through the real collector writer into a private Redis at fixed times, read
 back with ``RunHistory.result`` (the same path as ``perfsuite report RUN --format json``) and
-written as result documents (the webhook and Redis files checked in are version-1 ones, which
-version 2 still reads). The capacity file is a version-2 document whose figures are the capacity
-test type's own model (:class:`capacity.figures.CapacityFigures`), built here field by field.
+written as result documents (the files checked in first were version-1 ones, which version 2 still
+reads; those added later, `legacy_again` and `optimized_earlier_*`, are version 2). The capacity
+file is a version-2 document whose figures are the capacity test type's own model
+(:class:`capacity.figures.CapacityFigures`), built here field by field.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import dataclasses
 import json
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +46,17 @@ WEBHOOK_RUNS: dict[str, tuple[SyntheticProfile, int]] = {
     "slow_a": (dataclasses.replace(BASE, median_ms=460.0, sigma=0.45), 5),
     "slow_b": (dataclasses.replace(BASE, median_ms=460.0, sigma=0.45), 6),
     "poor": (dataclasses.replace(BASE, median_ms=600.0, sigma=0.6, failure_rate=0.004), 7),
+    "legacy_again": (
+        dataclasses.replace(BASE, median_ms=80.0, burst_at_s=24, burst_seconds=2, burst_factor=2.0),
+        8,
+    ),
 }
+EARLIER_RUNS: dict[str, tuple[SyntheticProfile, int]] = {
+    f"optimized_earlier_{i}": (dataclasses.replace(BASE, median_ms=8.0, rejected_rate=0.02), 20 + i)
+    for i in range(1, 5)
+}
+"""Earlier runs of the optimized build (the history a comparison's baseline is joined by); they
+start before every run above, oldest first."""
 
 REDIS_DOCUMENT: dict[str, Any] = {
     "schema": "perfsuite.result/1",
@@ -200,17 +212,31 @@ def _write(name: str, document: dict[str, Any]) -> None:
     )
 
 
-def main(only: list[str]) -> None:
-    """Write every input file (or only those named)."""
+def main(only: Sequence[str] = ()) -> None:
+    """Write every input file (or only those named in ``only``)."""
     HERE.mkdir(parents=True, exist_ok=True)
-    if only == ["capacity"]:
-        _write("capacity", capacity_document())
-        return
+    wanted = set(only)
     server = start_redis()
     try:
         history = RunHistory(server.url, "golden")
+        runs = {
+            **{
+                name: (profile, seed, START_S + index * 100)
+                for index, (name, (profile, seed)) in enumerate(WEBHOOK_RUNS.items())
+            },
+            **{
+                name: (profile, seed, START_S - (len(EARLIER_RUNS) - index) * 100)
+                for index, (name, (profile, seed)) in enumerate(EARLIER_RUNS.items())
+            },
+        }
         with tempfile.TemporaryDirectory() as spill:
-            for index, (name, (profile, seed)) in enumerate(WEBHOOK_RUNS.items()):
+            for name, (profile, seed, start_s) in runs.items():
+                if (
+                    wanted
+                    and name not in wanted
+                    and not (name == "legacy" and "legacy_no_intervals" in wanted)
+                ):
+                    continue
                 run_id = f"golden-{name.replace('_', '-')}"
                 write_run(
                     server.url,
@@ -219,17 +245,19 @@ def main(only: list[str]) -> None:
                     seed=seed,
                     key_prefix="golden",
                     scenario="golden",
-                    start_s=START_S + index * 100,
+                    start_s=start_s,
                     spill_dir=Path(spill),
                 )
-                document = history.result(run_id).to_document()
-                _write(name, document)
-        without = json.loads((HERE / "legacy.json").read_text())
-        without.pop("intervals")
-        without["run_id"] = "golden-legacy-no-intervals"
-        _write("legacy_no_intervals", without)
-        _write("redis", REDIS_DOCUMENT)
-        _write("capacity", capacity_document())
+                _write(name, history.result(run_id).to_document())
+        if not wanted or "legacy_no_intervals" in wanted:
+            without = json.loads((HERE / "legacy.json").read_text())
+            without.pop("intervals")
+            without["run_id"] = "golden-legacy-no-intervals"
+            _write("legacy_no_intervals", without)
+        if not wanted or "redis" in wanted:
+            _write("redis", REDIS_DOCUMENT)
+        if not wanted or "capacity" in wanted:
+            _write("capacity", capacity_document())
     finally:
         server.stop()
 
