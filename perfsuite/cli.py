@@ -802,8 +802,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_TEMPFAIL
-    except KeyboardInterrupt:
-        print("perfsuite: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"perfsuite: interrupted{f' ({exc})' if str(exc) else ''}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()

@@ -14,14 +14,33 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from perfsuite.errors import ServiceUnavailable
+
+
+@contextlib.contextmanager
+def interrupt_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) that arrives inside the block until the block has finished, then raise
+    it: a child started inside is always known to the caller, so a Ctrl-C during ``Popen`` never
+    leaves an orphan running. A no-op outside the main thread (where Python delivers no signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pending:
+        raise KeyboardInterrupt
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -104,12 +123,26 @@ def start_redis(
     else:
         args += ["--appendonly", "no", "--logfile", ""]
     args += list(extra_args)
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with interrupt_deferred():
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     managed = ManagedProcess("redis", proc, f"redis://127.0.0.1:{port}/0", log_path, {"port": str(port)})
-    if not wait_for_port("127.0.0.1", port, timeout_s) or proc.poll() is not None:
-        managed.stop()
-        raise ServiceUnavailable(f"embedded redis-server did not start on port {port}: {managed.log_tail()}")
+    with stopped_unless_started(managed):
+        if not wait_for_port("127.0.0.1", port, timeout_s) or proc.poll() is not None:
+            raise ServiceUnavailable(
+                f"embedded redis-server did not start on port {port}: {managed.log_tail()}"
+            )
     return managed
+
+
+@contextlib.contextmanager
+def stopped_unless_started(managed: ManagedProcess) -> Iterator[None]:
+    """Stop ``managed`` when its start-up check fails or is interrupted (Ctrl-C): the caller never
+    got hold of it, so nobody else would."""
+    try:
+        yield
+    except BaseException:
+        managed.stop()
+        raise
 
 
 def wait_for_http(url: str, timeout_s: float) -> bool:
@@ -155,23 +188,26 @@ def start_demo_bot(
     else:
         out = open(os.devnull, "wb")  # noqa: SIM115
     try:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=child_env)
+        with interrupt_deferred():
+            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=child_env)
     finally:
         out.close()
     url = f"http://127.0.0.1:{port}"
     managed = ManagedProcess("demo_bot", proc, url, log_path, {"port": str(port), "mode": mode})
-    if not wait_for_http(url + "/health", timeout_s) or proc.poll() is not None:
-        managed.stop()
-        raise ServiceUnavailable(f"demo bot did not start on {url}: {managed.log_tail()}")
+    with stopped_unless_started(managed):
+        if not wait_for_http(url + "/health", timeout_s) or proc.poll() is not None:
+            raise ServiceUnavailable(f"demo bot did not start on {url}: {managed.log_tail()}")
     return managed
 
 
 __all__ = [
     "ManagedProcess",
     "free_port",
+    "interrupt_deferred",
     "redis_server_binary",
     "start_demo_bot",
     "start_redis",
+    "stopped_unless_started",
     "wait_for_http",
     "wait_for_port",
 ]

@@ -45,6 +45,11 @@ class CollectorLost(PerfsuiteError):
     exit_code = EXIT_TEMPFAIL
 
 
+class NothingMeasured(KeyboardInterrupt):
+    """Ctrl-C came before the run's first results reached the collector: there is nothing to report
+    (exit 130, like any interruption; callers that catch KeyboardInterrupt catch it too)."""
+
+
 __all__ = [
     "EXIT_FAIR",
     "EXIT_INTERRUPTED",
@@ -56,6 +61,7 @@ __all__ = [
     "EXIT_USAGE",
     "CollectorLost",
     "ConfigError",
+    "NothingMeasured",
     "PerfsuiteError",
     "ServiceUnavailable",
 ]

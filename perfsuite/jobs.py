@@ -34,6 +34,7 @@ from pydantic import BaseModel
 from perfsuite.collect import Collected, collect
 from perfsuite.collector import RunData, new_run_id
 from perfsuite.config import SuiteConfig
+from perfsuite.errors import CollectorLost, NothingMeasured
 from perfsuite.grading import Check
 from perfsuite.intervals import Selection
 from perfsuite.launcher import LocustJob, LocustOutcome, run_locust
@@ -295,7 +296,12 @@ def run_job(
         )
         outcome = run_locust(job, timeout_s=prepared.timeout_s, verbose=options.verbose)
         observed = test_type.observe(config, prepared, outcome, run_id)
-        collected = collect(config, collector_url, run_id, run_status(outcome))
+        try:
+            collected = collect(config, collector_url, run_id, run_status(outcome))
+        except CollectorLost:
+            if outcome.interrupted:  # stopped before Locust registered the run: nothing was lost
+                raise NothingMeasured(f"run {run_id} was stopped before it had results") from None
+            raise
     result = build_result(test_type, config, prepared, collected, observed, outcome)
     return store(result, collected.data) if store is not None else result
 

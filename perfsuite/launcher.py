@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from perfsuite.embedded import free_port
+from perfsuite.embedded import free_port, interrupt_deferred
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILES = REPO_ROOT / "locustfiles"
@@ -174,35 +174,40 @@ def run_locust(job: LocustJob, timeout_s: float, verbose: bool = False) -> Locus
     echo = LogEcho(log_path) if log is not None else None
     interrupted = timed_out = False
     try:
+        # A Ctrl-C while a process starts waits until it is in ``processes`` (stopped below), so a
+        # Ctrl-C at any moment never leaves a Locust process running on its own.
         if job.workers > 0 or job.remote_workers > 0:
             port = job.master_port or free_port()
-            main = subprocess.Popen(
-                locust_command(job, "master", json_file, port),
-                env=env,
-                stdout=output,
-                stderr=subprocess.STDOUT if log else None,
-                start_new_session=True,
-            )
-            processes.append(main)
-            for _ in range(job.workers):
-                processes.append(
-                    subprocess.Popen(
-                        locust_command(job, "worker", None, port),
-                        env=env,
-                        stdout=output,
-                        stderr=subprocess.STDOUT if log else None,
-                        start_new_session=True,
-                    )
+            with interrupt_deferred():
+                main = subprocess.Popen(
+                    locust_command(job, "master", json_file, port),
+                    env=env,
+                    stdout=output,
+                    stderr=subprocess.STDOUT if log else None,
+                    start_new_session=True,
                 )
+                processes.append(main)
+            for _ in range(job.workers):
+                with interrupt_deferred():
+                    processes.append(
+                        subprocess.Popen(
+                            locust_command(job, "worker", None, port),
+                            env=env,
+                            stdout=output,
+                            stderr=subprocess.STDOUT if log else None,
+                            start_new_session=True,
+                        )
+                    )
         else:
-            main = subprocess.Popen(
-                locust_command(job, "local", json_file),
-                env=env,
-                stdout=output,
-                stderr=subprocess.STDOUT if log else None,
-                start_new_session=True,  # Ctrl-C reaches perfsuite only; it stops Locust with SIGTERM
-            )
-            processes.append(main)
+            with interrupt_deferred():
+                main = subprocess.Popen(
+                    locust_command(job, "local", json_file),
+                    env=env,
+                    stdout=output,
+                    stderr=subprocess.STDOUT if log else None,
+                    start_new_session=True,  # Ctrl-C reaches perfsuite only; it stops Locust with SIGTERM
+                )
+                processes.append(main)
         deadline = time.monotonic() + timeout_s
         while main.poll() is None:
             if echo is not None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -125,6 +127,7 @@ def test_ctrl_c_exits_130_with_partial_results_written(redis_url: str, tmp_path:
     out = tmp_path / "partial.json"
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "TWILIO_AUTH_TOKEN")}
     env["REDIS_URL"] = redis_url
+    earlier = set(CollectorReader(redis_url).list_runs().get("run_id", []))
     process = subprocess.Popen(
         [
             sys.executable,
@@ -148,13 +151,16 @@ def test_ctrl_c_exits_130_with_partial_results_written(redis_url: str, tmp_path:
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 60
-    while not CollectorReader(redis_url).list_runs().shape[0]:
-        assert time.monotonic() < deadline and process.poll() is None, "the run never started"
-        time.sleep(0.2)
-    time.sleep(3)
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
+    try:
+        deadline = time.monotonic() + 60
+        while not set(CollectorReader(redis_url).list_runs().get("run_id", [])) - earlier:  # this run
+            assert time.monotonic() < deadline and process.poll() is None, "the run never started"
+            time.sleep(0.2)
+        time.sleep(3)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        _kill_tree(process)
     assert process.returncode == 130, stderr
     assert "interrupted" in stdout and "GRADE:" in stdout
     document = json.loads(out.read_text())
@@ -162,6 +168,81 @@ def test_ctrl_c_exits_130_with_partial_results_written(redis_url: str, tmp_path:
     assert document["collector"]["requests"] > 0
     assert document["collector"]["requests"] == document["collector"]["locust_requests"]
     assert CollectorReader(redis_url).meta(document["run_id"])["status"] == "interrupted"
+
+
+def _kill_tree(process: subprocess.Popen[str]) -> None:
+    """Kill ``process`` and whatever it started, if still running (a failed test leaves nothing behind)."""
+    import psutil
+
+    try:
+        tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for member in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.kill()
+    process.communicate()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "moment",
+    ["importing", "bot's redis-server starting", "demo bot starting", "locust starting"],
+)
+def test_ctrl_c_while_starting_exits_130_and_leaves_nothing_running(redis_url: str, moment: str) -> None:
+    """Ctrl-C at any moment of the start (the command still importing, the embedded services or
+    Locust just started): exit 130 with one line, no traceback, and no process it started left
+    running (a Locust left behind would go on loading the bot and writing to the collector)."""
+    import signal
+    import time
+
+    import psutil
+
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "TWILIO_AUTH_TOKEN")}
+    env["REDIS_URL"] = redis_url
+    argv = [sys.executable, "-m", "perfsuite", "run", "--test-type", "webhook", "--users", "2"]
+    argv += ["--requests-per-user", "100000", "--ramp-up", "1"]
+    pipe = subprocess.PIPE
+    process = subprocess.Popen(argv, cwd=REPO, env=env, stdout=pipe, stderr=pipe, text=True)
+    marker = {
+        "importing": None,
+        "bot's redis-server starting": "redis-server",
+        "demo bot starting": "demo_bot",
+        "locust starting": "locust",
+    }[moment]
+    seen: dict[int, psutil.Process] = {}
+    try:
+        if marker is None:  # past the interpreter's own start (before it, SIGINT kills any program)
+            time.sleep(0.3)
+        deadline = time.monotonic() + 60
+        while marker is not None:
+            assert process.poll() is None and time.monotonic() < deadline, f"{marker} never started"
+            with contextlib.suppress(psutil.NoSuchProcess):
+                children = psutil.Process(process.pid).children(recursive=True)
+                for child in children:
+                    child.info = " ".join(child.cmdline())  # kept for the failure message
+                    seen[child.pid] = child
+                if any(marker in child.info for child in children):
+                    break
+            time.sleep(0.01)
+        process.send_signal(signal.SIGINT)
+        _stdout, stderr = process.communicate(timeout=90)
+    finally:
+        _kill_tree(process)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "perfsuite: interrupted" in stderr
+    left = [child.pid for child in seen.values() if _running(child)]
+    assert not left, [seen[pid].info for pid in left]
+
+
+def _running(process: Any) -> bool:
+    """Whether ``process`` (a psutil.Process) still runs (a zombie or a vanished process does not)."""
+    import psutil
+
+    try:
+        return bool(process.is_running() and process.status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
 
 
 def test_unwritable_output_file_fails_before_the_run(tmp_path: Path) -> None:

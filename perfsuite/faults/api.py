@@ -42,7 +42,13 @@ import gevent
 import gevent.event
 import gevent.pywsgi
 
-from perfsuite.embedded import ManagedProcess, free_port, wait_for_http
+from perfsuite.embedded import (
+    ManagedProcess,
+    free_port,
+    interrupt_deferred,
+    stopped_unless_started,
+    wait_for_http,
+)
 from perfsuite.errors import EXIT_OK, EXIT_USAGE, ConfigError, PerfsuiteError
 from perfsuite.faults.errors import ApiError, FaultError, InvalidToxic
 from perfsuite.faults.proxy import format_address, parse_address
@@ -397,14 +403,15 @@ def start_chaos_proxy(
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
     out = open(log_path if log_path is not None else os.devnull, "wb")  # noqa: SIM115 - closed below
     try:
-        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+        with interrupt_deferred():
+            process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
     finally:
         out.close()
     url = f"http://127.0.0.1:{port}"
     managed = ManagedProcess("chaos_proxy", process, url, log_path, {"port": str(port)})
-    if not wait_for_http(url + "/version", timeout_s) or process.poll() is not None:
-        managed.stop()
-        raise FaultError(f"the fault proxy did not start on {url}: {managed.log_tail()}")
+    with stopped_unless_started(managed):
+        if not wait_for_http(url + "/version", timeout_s) or process.poll() is not None:
+            raise FaultError(f"the fault proxy did not start on {url}: {managed.log_tail()}")
     return managed
 
 
