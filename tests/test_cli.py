@@ -150,6 +150,7 @@ def test_ctrl_c_exits_130_with_partial_results_written(redis_url: str, tmp_path:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ctrl_c_reaches_it,
     )
     try:
         deadline = time.monotonic() + 60
@@ -168,6 +169,15 @@ def test_ctrl_c_exits_130_with_partial_results_written(redis_url: str, tmp_path:
     assert document["collector"]["requests"] > 0
     assert document["collector"]["requests"] == document["collector"]["locust_requests"]
     assert CollectorReader(redis_url).meta(document["run_id"])["status"] == "interrupted"
+
+
+def _ctrl_c_reaches_it() -> None:
+    """In the child before exec: SIGINT back to its default. A shell without job control starts
+    background commands (``pytest ... &`` in a script) with SIGINT ignored, every child inherits
+    that, and a program started with SIGINT ignored rightly keeps ignoring it, as perfsuite does."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _kill_tree(process: subprocess.Popen[str]) -> None:
@@ -203,7 +213,9 @@ def test_ctrl_c_while_starting_exits_130_and_leaves_nothing_running(redis_url: s
     argv = [sys.executable, "-m", "perfsuite", "run", "--test-type", "webhook", "--users", "2"]
     argv += ["--requests-per-user", "100000", "--ramp-up", "1"]
     pipe = subprocess.PIPE
-    process = subprocess.Popen(argv, cwd=REPO, env=env, stdout=pipe, stderr=pipe, text=True)
+    process = subprocess.Popen(
+        argv, cwd=REPO, env=env, stdout=pipe, stderr=pipe, text=True, preexec_fn=_ctrl_c_reaches_it
+    )
     marker = {
         "importing": None,
         "bot's redis-server starting": "redis-server",

@@ -160,6 +160,25 @@ def runs(
                 queue_bot.stop()
                 redis.Redis.from_url(bot_redis).delete(QUEUE_KEY)
     yield results
+    print("\n" + verdict_table(results))  # the zoo's table (pytest -s shows it)
+
+
+def verdict_table(results: dict[int, RunResult]) -> str:
+    """What each zoo bot got, as a Markdown table: grade, exit code, the checks missed, the first
+    line of the diagnosis (else the first warning)."""
+    lines = [
+        "| bot | grade | exit | success | checks missed | first diagnosis (or warning) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for index, result in sorted(results.items()):
+        case = CASES[index]
+        name = case.bot + (" (token mismatch)" if case.token != ZOO_TOKEN else "")
+        name += " (no backlog source)" if case.queue and "target.backlog" not in case.extra else ""
+        rate = "-" if result.summary.success_rate is None else f"{result.summary.success_rate:.1%}"
+        missed = "; ".join(check.name for check in result.checks if not check.met) or "-"
+        first = (result.diagnosis or result.warnings or ("-",))[0].replace("|", "/")[:160]
+        lines.append(f"| {name} | {result.grade.value} | {result.exit_code} | {rate} | {missed} | {first} |")
+    return "\n".join(lines)
 
 
 def _index(bot: str) -> int:
