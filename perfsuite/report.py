@@ -354,9 +354,10 @@ def _render_job(result: RunResult) -> str:
         actual = "not measured" if check.actual is None else format_value(check.actual, check.unit)
         requirement = f" [{check.requirement}]" if check.requirement else ""
         far = " - missed by far" if check.missed_by_far else ""
+        note = f" - {check.note}" if check.note else ""
         lines_.append(
             f"  [{mark}] {check.name}{requirement}: {actual} (target {check.comparison} "
-            f"{format_value(check.target, check.unit)}){far}"
+            f"{format_value(check.target, check.unit)}){far}{note}"
         )
     for warning in result.warnings:
         lines_.append(f"warning: {warning}")

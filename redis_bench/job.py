@@ -8,6 +8,8 @@ trip is a failed check.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -26,6 +28,7 @@ from perfsuite.marks import STAGE
 from perfsuite.result import RunResult, Summary, Target
 from perfsuite.sections import Section
 from perfsuite.services import ping_redis
+from perfsuite.worker_health import WorkerHealth
 from redis_bench.figures import RedisFigures, redis_figures
 from redis_bench.report import redis_sections
 from redis_bench.runtime import BENCH_URL_ENV, ORGANIC_NAMES, REQUEST_TYPE
@@ -79,6 +82,31 @@ def sweep(url: str, namespace: str, settings: RedisBenchConfig) -> Swept:
 def figures_of(result: RunResult) -> RedisFigures:
     """The Redis figures of ``result`` (empty ones when it has none)."""
     return result.figures if isinstance(result.figures, RedisFigures) else RedisFigures()
+
+
+LATENCY_CHECKS = ("Redis average latency", "Redis P99 latency")
+
+
+def generator_queue_warning(
+    settings: RedisBenchConfig, figures: RedisFigures, saturated: Sequence[WorkerHealth]
+) -> str:
+    """Why the latency of a run whose generator saturated measures the generator: each of
+    ``concurrent_operations`` clients sends its next operation as soon as the last one is answered,
+    so a generator out of CPU sets the pace, and every answer waits for its event loop before it is
+    timed."""
+    names = "; ".join(
+        f"{worker.host} pid {worker.pid or '?'}: " + ", ".join(worker.saturation_reasons)
+        for worker in saturated
+    )
+    ops = figures.redis
+    pace = f" at {ops.ops_per_s:,.0f} ops/s" if ops.ops_per_s else ""
+    return (
+        f"the benchmark's own Locust process was saturated ({names}): its {settings.concurrent_operations} "
+        f"clients send without pause{pace}, so each answer waited for the generator's event loop before "
+        "it was timed and the latency figures measure the generator as much as Redis; for Redis's own "
+        "latency use fewer redis_bench.concurrent_operations or more --workers (redis-benchmark beside "
+        "it shows what Redis itself answers)"
+    )
 
 
 def redis_checks(settings: RedisBenchConfig, figures: RedisFigures) -> list[Check]:
@@ -213,7 +241,14 @@ class RedisBenchTest(TestType):
 
     def checks(self, config: SuiteConfig, result: RunResult) -> list[Check]:
         figures = figures_of(result)
-        return redis_checks(config.redis_bench, figures)
+        checks = redis_checks(config.redis_bench, figures)
+        if not any(worker.saturated for worker in result.workers):
+            return checks
+        note = "measured by a saturated generator: includes its own queue (see the warnings)"
+        return [
+            dataclasses.replace(check, note=note) if check.name in LATENCY_CHECKS else check
+            for check in checks
+        ]
 
     def warnings(self, config: SuiteConfig, result: RunResult) -> list[str]:
         settings = config.redis_bench
@@ -235,6 +270,9 @@ class RedisBenchTest(TestType):
                 "(redis_bench.max_connections below concurrent_operations); the latency checks use the "
                 "time at Redis after the checkout"
             )
+        saturated = [worker for worker in result.workers if worker.saturated]
+        if saturated:
+            warnings.append(generator_queue_warning(settings, figures, saturated))
         if figures.redis.processes == 0:
             warnings.append("no pool/breaker samples were recorded (did the Locust processes start?)")
         if any(mark.get("kind") == STAGE and mark.get("reason") == "max_duration_s" for mark in result.marks):
