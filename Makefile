@@ -22,7 +22,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed-run
 
 # Every test type on the embedded default, then the seed comparison, with the short `smoke` scenario
-# (about two to three minutes); `perfsuite run` alone runs the full scenarios.
+# (about 1.5-3 minutes); `perfsuite run` alone runs the full scenarios (about 6).
 run: $(VENV)/.installed-run
 	$(BIN)/perfsuite run --scenario smoke $(ARGS)
 
