@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import signal
 import sys
 import time
@@ -28,6 +29,7 @@ from perfsuite import workers
 from perfsuite.collector import locust_plugin
 from perfsuite.config import SuiteConfig, load_config
 from perfsuite.errors import EXIT_USAGE, ConfigError
+from perfsuite.twilio import TrafficGenerator
 
 DEFAULT_COLLECTOR_URL = "redis://127.0.0.1:6379/0"
 
@@ -54,6 +56,30 @@ def config_from_environment() -> SuiteConfig:
 def _exit_usage(message: str) -> NoReturn:
     print(f"perfsuite: {message}", file=sys.stderr)
     raise SystemExit(EXIT_USAGE)
+
+
+def require_auth_token(config: SuiteConfig) -> None:
+    """Exit 64 when there is no TWILIO_AUTH_TOKEN to sign webhooks with (every webhook-sending
+    locustfile calls it at ``init``)."""
+    if not config.auth_token:
+        _exit_usage(
+            "TWILIO_AUTH_TOKEN is not set; it is needed to sign webhook requests "
+            "(use the bot's auth token, or let `perfsuite run` start the demo bot)"
+        )
+
+
+def traffic_generator(config: SuiteConfig, host: str) -> TrafficGenerator:
+    """The messages of ``config``'s traffic, signed for ``host`` (its ``public_url``)."""
+    return TrafficGenerator(
+        account_sid=config.target.account_sid,
+        bot_number=config.target.bot_number,
+        public_url=config.public_url(host),
+        auth_token=config.auth_token or "",
+        mix=config.traffic.message_mix,
+        invalid_signature_rate=config.traffic.invalid_signature_rate,
+        duplicate_rate=config.traffic.duplicate_rate,
+        rng=random.Random(),
+    )
 
 
 def stop_cleanly_on_sigterm(environment: Environment) -> None:
@@ -255,5 +281,7 @@ __all__ = [
     "config_from_environment",
     "install_collector",
     "per_test_config",
+    "require_auth_token",
     "stop_cleanly_on_sigterm",
+    "traffic_generator",
 ]

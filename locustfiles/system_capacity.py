@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 import random
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -54,11 +53,15 @@ from locustfiles.capacity_watch import (
     state_of,
     stats_snapshot,
 )
-from locustfiles.common import config_from_environment, install_collector
+from locustfiles.common import (
+    add_arguments,
+    config_from_environment,
+    install_collector,
+    require_auth_token,
+    traffic_generator,
+)
 from locustfiles.sending import SendSettings, close_http, send_message
 from perfsuite.arrival import ArrivalPlan
-from perfsuite.collector import locust_plugin
-from perfsuite.errors import EXIT_USAGE
 from perfsuite.launcher import say
 from perfsuite.marks import ARRIVAL, GENERATOR, STAGE, Stage
 from perfsuite.saturation import SaturationMonitor
@@ -83,18 +86,12 @@ arrival.register(events)  # at import time: the master numbers its workers (open
 
 @events.init_command_line_parser.add_listener
 def _add_arguments(parser: Any) -> None:
-    locust_plugin.add_arguments(parser)
+    add_arguments(parser)
 
 
 @events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
-    if not CONFIG.auth_token:
-        print(
-            "perfsuite: TWILIO_AUTH_TOKEN is not set; it is needed to sign webhook requests "
-            "(use the bot's auth token, or let `perfsuite run` start the demo bot)",
-            file=sys.stderr,
-        )
-        raise SystemExit(EXIT_USAGE)
+    require_auth_token(CONFIG)
     install_collector(environment, CONFIG, test_type="capacity")
 
 
@@ -104,17 +101,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **_: Any) -> None:
     state = state_of(environment)
-    host = environment.host or CONFIG.target.host or ""
-    state.generator = TrafficGenerator(
-        account_sid=CONFIG.target.account_sid,
-        bot_number=CONFIG.target.bot_number,
-        public_url=CONFIG.public_url(host),
-        auth_token=CONFIG.auth_token or "",
-        mix=CONFIG.traffic.message_mix,
-        invalid_signature_rate=CONFIG.traffic.invalid_signature_rate,
-        duplicate_rate=CONFIG.traffic.duplicate_rate,
-        rng=random.Random(),
-    )
+    state.generator = traffic_generator(CONFIG, environment.host or CONFIG.target.host or "")
     if not isinstance(environment.runner, MasterRunner):
         state.monitor = SaturationMonitor(
             max_cpu_percent=CONFIG.arrival.max_cpu_percent, on_sample=generator_sampler(environment)

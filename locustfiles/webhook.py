@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 import random
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -47,11 +46,12 @@ from locustfiles.common import (
     config_from_environment,
     install_collector,
     per_test_config,
+    require_auth_token,
+    traffic_generator,
 )
 from locustfiles.sending import SendSettings, close_http, send_message
 from perfsuite.collector import locust_plugin
 from perfsuite.config import SuiteConfig
-from perfsuite.errors import EXIT_USAGE
 from perfsuite.marks import STAGE, Stage
 from perfsuite.twilio import Sender, TrafficGenerator
 
@@ -117,13 +117,7 @@ def _add_arguments(parser: Any) -> None:
 
 @events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
-    if not CONFIG.auth_token:
-        print(
-            "perfsuite: TWILIO_AUTH_TOKEN is not set; it is needed to sign webhook requests "
-            "(use the bot's auth token, or let `perfsuite run` start the demo bot)",
-            file=sys.stderr,
-        )
-        raise SystemExit(EXIT_USAGE)
+    require_auth_token(CONFIG)
     install_collector(environment, CONFIG, test_type="webhook", per_test=config_of)
 
 
@@ -131,19 +125,9 @@ def _on_init(environment: Environment, **_: Any) -> None:
 def _on_test_start(environment: Environment, **_: Any) -> None:
     # Built per test: the web UI may change the host between tests, and the signature covers it.
     config = config_of(environment)
-    host = environment.host or config.target.host or ""
     state = state_of(environment)
     state.send = send_settings_of(environment)
-    state.generator = TrafficGenerator(
-        account_sid=config.target.account_sid,
-        bot_number=config.target.bot_number,
-        public_url=config.public_url(host),
-        auth_token=config.auth_token or "",
-        mix=config.traffic.message_mix,
-        invalid_signature_rate=config.traffic.invalid_signature_rate,
-        duplicate_rate=config.traffic.duplicate_rate,
-        rng=random.Random(),
-    )
+    state.generator = traffic_generator(config, environment.host or config.target.host or "")
 
 
 class WhatsAppUser(FastHttpUser):

@@ -318,3 +318,23 @@ def test_workers_quit_by_themselves_when_the_master_dies(
     gaps = [worker.heartbeat_gap_max_s for worker in health]
     assert len(gaps) == 2 and all(gap is not None and gap >= MASTER_TIMEOUT_S for gap in gaps), gaps
     print("\n".join(render_section(workers_section(health))))
+
+
+@pytest.mark.parametrize("locustfile", ["webhook", "system_capacity", "redis_benchmark"])
+def test_every_suite_locustfile_takes_the_workers_heartbeat_limits(locustfile: str) -> None:
+    """The launcher tells workers how long to wait for a lost master through PERFSUITE_MASTER_TIMEOUT_S;
+    every test type's locustfile must register that option, or its orphaned workers wait Locust's
+    60 s instead (the capacity locustfile once did not)."""
+    probe = (
+        "import importlib, sys\n"
+        "importlib.import_module('locustfiles.' + sys.argv[1])\n"
+        "from locust.argument_parser import get_parser\n"
+        "options = get_parser().parse_args([])\n"
+        "print(options.perfsuite_master_timeout_s, options.perfsuite_heartbeat_liveness)\n"
+    )
+    env = {**os.environ, "PERFSUITE_MASTER_TIMEOUT_S": "7", "PYTHONPATH": str(LOCUSTFILES.parent.parent)}
+    done = subprocess.run(
+        [sys.executable, "-c", probe, locustfile], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[0] == "7.0"
