@@ -16,11 +16,12 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -135,6 +136,17 @@ class CollectorConfig(_Section):
     spill_dir: Path = Path(".perfsuite/spill")
 
 
+def _think_time_range(value: tuple[float, float]) -> tuple[float, float]:
+    low, high = value
+    if low < 0 or high < low:
+        raise ValueError(f"must be [min, max] with 0 <= min <= max, got {list(value)}")
+    return value
+
+
+ThinkTime = Annotated[tuple[float, float], AfterValidator(_think_time_range)]
+"""A user's pause between two messages: [min, max] seconds, 0 <= min <= max."""
+
+
 class WebhookConfig(_Section):
     """The seed's LoadTestConfig, with the same names and defaults."""
 
@@ -146,20 +158,12 @@ class WebhookConfig(_Section):
     target_response_time_ms: float = Field(500.0, gt=0)
     max_response_time_ms: float = Field(2000.0, gt=0)
     success_threshold: float = Field(0.99, ge=0, le=1)
-    think_time_s: tuple[float, float] = (0.05, 0.2)
+    think_time_s: ThinkTime = (0.05, 0.2)
     max_duration_s: float = Field(300, gt=0, le=86_400)
     backlog_drain_timeout_s: float = Field(30, ge=0, le=3600)
     run_time_s: float | None = Field(None, gt=0, le=86_400)
     """Bound the steady stage by time instead of each user's quota (``--run-time``, as Locust's):
     users send until it passed, then the burst."""
-
-    @field_validator("think_time_s")
-    @classmethod
-    def _think_time(cls, value: tuple[float, float]) -> tuple[float, float]:
-        low, high = value
-        if low < 0 or high < low:
-            raise ValueError(f"must be [min, max] with 0 <= min <= max, got {list(value)}")
-        return value
 
     @model_validator(mode="after")
     def _target_below_max(self) -> WebhookConfig:
@@ -406,7 +410,7 @@ class CapacityConfig(_Section):
     rate_steps_per_s: tuple[float, ...] | None = None
     """Open model: arrivals per second of each step (all workers together), increasing; null keeps the
     closed model (``load_ramp_steps`` users)."""
-    think_time_s: tuple[float, float] = (0.5, 1.5)
+    think_time_s: ThinkTime = (0.5, 1.5)
     """Closed model: pause of each user between its messages (min, max)."""
     outage_users: int | None = Field(None, ge=1)
     """Closed model: users during the outage phase; null: the first step's."""
@@ -450,14 +454,6 @@ class CapacityConfig(_Section):
             raise ValueError(f"must be one or more rates in (0, 100000] per second, got {list(value)}")
         if any(b <= a for a, b in itertools.pairwise(value)):
             raise ValueError(f"must increase from step to step, got {list(value)}")
-        return value
-
-    @field_validator("think_time_s")
-    @classmethod
-    def _think_time(cls, value: tuple[float, float]) -> tuple[float, float]:
-        low, high = value
-        if low < 0 or high < low:
-            raise ValueError(f"must be [min, max] with 0 <= min <= max, got {list(value)}")
         return value
 
     @model_validator(mode="after")
