@@ -200,6 +200,21 @@ class CapacityTest(TestType):
             )
         else:
             checks.append(Check("capacity steps ran", None, ">=", 1.0, "steps", "4.3", critical=True))
+        if figures.steps and figures.steps[0].success_rate is not None:
+            # Fast answers are not capacity: a bot refusing (or shedding) most messages even at the
+            # lowest load has failed outright, not missed one SLO (POOR, as in the webhook test).
+            checks.append(
+                Check(
+                    f"success rate at the first step ({figures.steps[0].load:g} {unit})",
+                    figures.steps[0].success_rate,
+                    ">=",
+                    settings.slo.success_rate,
+                    "%",
+                    "4.3",
+                    critical=True,
+                    far=MISSED_BY_FAR,
+                )
+            )
         recovery = settings.recovery
         for outage in figures.outages:
             if outage.status == "failed":

@@ -1,0 +1,70 @@
+"""The capacity verdict against bots nobody here wrote (the zoo): a bot that refuses every validly
+signed message (its own signature scheme) or sheds every request holds no step, however fast it
+answers; a bot that acks with an empty 200 holds its steps (a 2xx is a delivered webhook). Short real
+runs: two steps of a few seconds, no fault windows (a foreign bot has no proxy of ours in front)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from capacity.job import CapacityTest, figures_of
+from perfsuite.config import load_config
+from perfsuite.jobs import RunOptions, run_job
+from perfsuite.result import RunResult
+from tests.zoo.fixtures import ZOO_TOKEN, Zoo
+
+SHORT: dict[str, Any] = {
+    "capacity.load_ramp_steps": [3, 6],
+    "capacity.step_duration": 3,
+    "capacity.think_time_s": [0.1, 0.2],
+    "capacity.backlog_drain_timeout_s": 1,
+    "faults": [],
+}
+BOTS = ("own_scheme", "sheds_load", "async_acker")
+
+
+@pytest.fixture(scope="module")
+def runs(
+    zoo: Zoo, redis_server: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, RunResult]]:
+    """One short capacity run per zoo bot."""
+    results: dict[str, RunResult] = {}
+    for name in BOTS:
+        bot = zoo.bot(name)
+        config = load_config(
+            None, "smoke", SHORT, environ={"TWILIO_AUTH_TOKEN": ZOO_TOKEN, "REDIS_URL": redis_server.url}
+        )
+        options = RunOptions(host=bot.url, state_dir=Path(tmp_path_factory.mktemp(name)))
+        results[name] = run_job(CapacityTest(), config, options, redis_server.url)
+    yield results
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["own_scheme", "sheds_load"])
+def test_a_bot_that_refuses_or_sheds_everything_holds_no_step(runs: dict[str, RunResult], name: str) -> None:
+    """Fast answers are not capacity: no step held, capacity 0 (not "at least N"), graded POOR, and
+    the diagnosis says the bot could not hold even the first step."""
+    result = runs[name]
+    figures = figures_of(result)
+    report = f"{result.grade} {[(c.name, c.met) for c in result.checks]} {result.diagnosis}"
+    assert [step.load for step in figures.steps][:1] == [3], report
+    assert all(step.requests > 0 and not step.meets_slo for step in figures.steps), report
+    assert figures.capacity.measured and figures.capacity.step is None, report
+    assert (result.grade.value, result.exit_code) == ("POOR", 2), report
+    assert result.diagnosis and "first step" in result.diagnosis[0], report
+
+
+@pytest.mark.slow
+def test_an_empty_200_acker_holds_its_steps(runs: dict[str, RunResult]) -> None:
+    """An async acker (200, empty text/plain) delivers every message: both steps held, success 100%."""
+    result = runs["async_acker"]
+    figures = figures_of(result)
+    report = f"{result.grade} {[(c.name, c.met) for c in result.checks]} {result.diagnosis}"
+    assert [step.load for step in figures.steps] == [3, 6], report
+    assert all(step.meets_slo and step.success_rate == 1.0 for step in figures.steps), report
+    assert figures.capacity.step == 2 and figures.capacity.value == 6, report
+    assert result.exit_code == 0, report
