@@ -23,10 +23,13 @@ def _page_text(result: RunResult) -> str:
     return html.unescape(render_html(result, result_charts(result)))
 
 
-@pytest.mark.parametrize("name", ["webhook_v1.json", "redis_v1.json", "arrival_v1.json"])
+@pytest.mark.parametrize(
+    "name", ["webhook_v1.json", "redis_v1.json", "arrival_v1.json", "../result_v2/capacity_legacy.json"]
+)
 def test_every_terminal_block_is_in_the_html(name: str) -> None:
-    """Real recorded runs (webhook closed and open model, Redis benchmark): whatever the terminal
-    shows of them, the HTML shows as well."""
+    """Real recorded runs (webhook closed and open model, Redis benchmark, and a capacity run on the
+    legacy demo bot with its knee, a failed outage, alerts and the bot's own words): whatever the
+    terminal shows of them, the HTML shows as well."""
     result = load_result(json.loads((RECORDED / name).read_text()), name)
     text, page = render(result), _page_text(result)
     sections = [*sections_of(result), *core_sections(result)]
@@ -40,6 +43,7 @@ def test_every_terminal_block_is_in_the_html(name: str) -> None:
                 assert cell in page, (section.title, cell)
     for check in result.checks:
         assert check.name in text and check.name in page
+        assert check.note in text and check.note in page
     for warning in (*result.warnings, *result.diagnosis):
         assert warning in page
 
