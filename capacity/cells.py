@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from perfsuite.collector import RunData
+from perfsuite.collector.batch import success_rate
 from perfsuite.collector.histogram_table import HistogramTable
 
 
@@ -36,8 +37,8 @@ class Stretch:
 
     @property
     def success_rate(self) -> float | None:
-        """Share answered as intended, ``(success + rejected) / requests`` (None without requests)."""
-        return (self.success + self.rejected) / self.requests if self.requests else None
+        """Share answered as intended (:func:`perfsuite.collector.batch.success_rate`)."""
+        return success_rate(self.success, self.rejected, self.requests)
 
     @property
     def throughput_rps(self) -> float:

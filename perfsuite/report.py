@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from perfsuite.collector.batch import OUTCOMES
 from perfsuite.grading import format_value
 from perfsuite.registry import sections_of
 from perfsuite.result import RunResult, RunStatus, Summary
 from perfsuite.sections import Line, Section, Tone, lines, plain_table, table
 from perfsuite.worker_health import workers_section
-
-OUTCOMES = ("success", "rejected", "backpressure", "failure")
 
 
 def _ms(value: Any) -> str:

@@ -27,18 +27,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, computed_field
 
+from perfsuite.collector.batch import ANSWERED_AS_INTENDED, success_rate
 from perfsuite.errors import EXIT_INTERRUPTED, EXIT_TEMPFAIL, ConfigError
 from perfsuite.grading import Check, Grade, combined
 from perfsuite.worker_health import WorkerHealth
 
 SCHEMA: Literal["perfsuite.result/2"] = "perfsuite.result/2"
 SCHEMA_V1 = "perfsuite.result/1"
-
-ANSWERED_AS_INTENDED: tuple[str, ...] = ("success", "rejected")
-"""Outcomes that count as answered as intended: the **success rate** is their share of the requests
-judged (``(success + rejected) / requests``). A rejection is the expected refusal of a request the
-generator meant to be refused (a bad signature); requests a test deliberately sends into an
-injected fault, or that our own client refused without sending, are not judged (``excluded``)."""
 
 
 class Model(BaseModel):
@@ -121,7 +116,7 @@ class Summary(_Figures):
     @property
     def success_rate(self) -> float | None:
         """Share answered as intended (see :data:`ANSWERED_AS_INTENDED`); None without requests."""
-        return (self.success + self.rejected) / self.requests if self.requests else None
+        return success_rate(self.success, self.rejected, self.requests)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -141,7 +136,7 @@ class Endpoint(_Figures):
     @property
     def success_rate(self) -> float | None:
         """Share answered as intended."""
-        return (self.success + self.rejected) / self.count if self.count else None
+        return success_rate(self.success, self.rejected, self.count)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import redis
 
+from perfsuite.collect import summary_of
 from perfsuite.collector import (
     HIGHEST_US,
     CollectorReader,
@@ -74,6 +75,9 @@ def test_known_distribution_round_trips_exactly(redis_url: str, tmp_path: Path) 
     assert total["count"] == 10_000
     for outcome in ("success", "rejected", "backpressure", "failure"):
         assert total[outcome] == int((outcomes == outcome).sum())
+    answered = int(((outcomes == "success") | (outcomes == "rejected")).sum())
+    assert total["success_rate"] == answered / 10_000  # the one definition: rejections are answers
+    assert total["success_rate"] == summary_of(run).success_rate
     for percentile in (50, 95, 99):
         assert_within_hdr_precision(total[f"p{percentile}_ms"], exact_percentile(latencies, percentile))
     summary = run.summary().set_index("name").to_dict("index")

@@ -26,6 +26,19 @@ signature answered 403), backpressure (429/503 with Retry-After), failure."""
 
 OUTCOME_INDEX: dict[str, int] = {outcome: i for i, outcome in enumerate(OUTCOMES)}
 
+ANSWERED_AS_INTENDED: tuple[str, ...] = ("success", "rejected")
+"""Outcomes that count as answered as intended: the **success rate** is their share of the requests
+judged (:func:`success_rate`). A rejection is the expected refusal of a request the generator meant
+to be refused (a bad signature); requests a test deliberately sends into an injected fault, or that
+our own client refused without sending, are not judged (``excluded``)."""
+
+
+def success_rate(success: int, rejected: int, requests: int) -> float | None:
+    """The success rate, the one definition every test type and report uses: ``(success + rejected)
+    / requests``; None without requests."""
+    return (success + rejected) / requests if requests else None
+
+
 FORMAT_VERSION = 1
 """Batch format version written in field ``v``."""
 
@@ -46,4 +59,12 @@ def decode_batch(blob: bytes) -> dict[str, Any]:
     return batch
 
 
-__all__ = ["FORMAT_VERSION", "OUTCOMES", "OUTCOME_INDEX", "decode_batch", "encode_batch"]
+__all__ = [
+    "ANSWERED_AS_INTENDED",
+    "FORMAT_VERSION",
+    "OUTCOMES",
+    "OUTCOME_INDEX",
+    "decode_batch",
+    "encode_batch",
+    "success_rate",
+]

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from perfsuite.collector.batch import OUTCOMES, decode_batch
+from perfsuite.collector.batch import ANSWERED_AS_INTENDED, OUTCOMES, decode_batch
 from perfsuite.collector.client import RedisLike, redis_client
 from perfsuite.collector.histogram import IntArray, LatencyHistogram, decode_many
 from perfsuite.collector.histogram_table import GroupStats, HistogramTable
@@ -200,8 +200,9 @@ class RunData:
         return table
 
     def summary(self) -> pd.DataFrame:
-        """Per (request_type, name): count, success, rejected, backpressure, failure, success_rate,
-        failure_rate (fractions 0-1; rejections are expected answers and count in neither), avg/min/
+        """Per (request_type, name): count, success, rejected, backpressure, failure, success_rate
+        ((success + rejected) / count: a rejection is an expected answer), failure_rate (fractions
+        0-1), avg/min/
         p50/p90/p95/p99/max in ms, rps (count over the run's data span), bytes."""
         if not len(self.cells):
             return self._empty_summary()
@@ -225,7 +226,8 @@ class RunData:
             frame[column] = sums[column].fillna(0).astype(np.int64).to_numpy()
         counts = frame["count"].to_numpy(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
-            frame["success_rate"] = np.where(counts > 0, frame["success"] / counts, np.nan)
+            answered = sum(frame[outcome] for outcome in ANSWERED_AS_INTENDED)  # batch.success_rate
+            frame["success_rate"] = np.where(counts > 0, answered / counts, np.nan)
             frame["failure_rate"] = np.where(counts > 0, frame["failure"] / counts, np.nan)
         stats = self._metric("rt").regroup(group_of_cell, n_groups).stats(SUMMARY_PERCENTILES)
         for column, values in _stats_columns(stats).items():
