@@ -37,7 +37,7 @@ from typing import Any
 from locust import FastHttpUser, LoadTestShape, User, constant, task
 from locust.env import Environment
 from locust.event import Events
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 
 from locustfiles.arrival_driver import ArrivalDriver, ArrivalSettings
 from perfsuite.arrival import ARRIVAL_MARK, ARRIVAL_START_MARK
@@ -125,6 +125,19 @@ def expected_processes(runner: Any) -> int:
     return 1
 
 
+def lost_processes(runner: Any) -> set[str]:
+    """Workers of the current test that will never report done: Locust holds them as ``missing``
+    (no heartbeat for its liveness limit) or has dropped them. Empty when local."""
+    if not isinstance(runner, MasterRunner):
+        return set()
+    clients = runner.clients
+    return {
+        client_id
+        for client_id in state_of(runner.environment).slots
+        if client_id not in clients or clients[client_id].state == STATE_MISSING
+    }
+
+
 class ArrivalUser(FastHttpUser):
     """Runs this process's :class:`ArrivalDriver` (one per process; extra users idle).
 
@@ -201,7 +214,10 @@ class ArrivalShape(LoadTestShape):
             self._enter("arrival")
         processes = expected_processes(self.runner)
         over_s = self.get_run_time() - (settings.plan.duration_s + settings.drain_timeout_s + 5)
-        if len(state_of(self.runner.environment).done) >= processes or over_s > 0:
+        # A lost worker never reports done: without it counted, the test would wait out the whole
+        # drain bound after its plan (its share of the arrivals is not sent: the report says so).
+        ended = state_of(self.runner.environment).done | lost_processes(self.runner)
+        if len(ended) >= processes or over_s > 0:
             if self.stage != "done":
                 self._enter("done")
             return None
@@ -217,6 +233,7 @@ __all__ = [
     "ArrivalUser",
     "current_driver",
     "expected_processes",
+    "lost_processes",
     "register",
     "slot_of",
 ]

@@ -54,6 +54,7 @@ from perfsuite.collector import locust_plugin
 from perfsuite.config import SuiteConfig
 from perfsuite.marks import STAGE, Stage
 from perfsuite.twilio import Sender, TrafficGenerator
+from perfsuite.workers import worker_watch_of
 
 CONFIG = config_from_environment()
 """The validated suite configuration every process of this test shares."""
@@ -236,11 +237,20 @@ class SeedWebhookProfile(LoadTestShape):
         )
 
     def _load_done(self, sent: int, run_time_s: float) -> bool:
-        """The steady stage is over: every user sent its quota, or ``webhook.run_time_s`` passed."""
-        run_time_limit = self._config.webhook.run_time_s
-        if run_time_limit is not None:
-            return run_time_s >= run_time_limit
-        return sent >= self._quota
+        """The steady stage is over: every user sent its quota, or ``webhook.run_time_s`` passed.
+
+        The users of a worker lost mid-run never send the rest of their quota: what they still owed
+        comes off it (what the master had received from them stays in ``sent``), so the run ends when
+        the surviving users are done instead of waiting for ``webhook.max_duration_s``."""
+        settings = self._config.webhook
+        if settings.run_time_s is not None:
+            return run_time_s >= settings.run_time_s
+        quota = self._quota
+        watch = worker_watch_of(self.runner.environment) if self.runner is not None else None
+        if watch is not None:
+            lost_users, lost_reported = watch.lost_load()
+            quota -= max(0, lost_users * settings.requests_per_user - lost_reported)
+        return sent >= quota
 
     def tick(self) -> tuple[int, float, list[type[User]] | None] | None:
         settings = self._config.webhook

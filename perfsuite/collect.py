@@ -25,6 +25,7 @@ from perfsuite.collector import (
     RunData,
     load_spilled,
     replay_spill,
+    unclosed_writer_problem,
     update_run,
     update_run_or_spill,
 )
@@ -86,21 +87,45 @@ def failure_reasons_of(data: RunData) -> tuple[tuple[FailureReason, ...], int]:
     return kept[:MAX_FAILURE_REASONS], len(rows)
 
 
-def integrity_of(data: RunData, written_back: int = 0) -> CollectorIntegrity:
+def integrity_of(
+    data: RunData, written_back: int = 0, workers: Sequence[WorkerHealth] = ()
+) -> CollectorIntegrity:
     """Does the collector hold every timing? Locust's own count comes from the run's metadata, where
     the collector plugin stores it from Locust's statistics (the one source of Locust's total).
+
+    Workers lost mid-run (``workers``) never close their writers, and what Locust's master had from
+    them trails what they flushed: both totals are compared without them (the report names them
+    with their numbers), and their unclosed writers are not a collector problem.
 
     Was the collector's Redis lost during the run? Yes when its writers saw it fail or come back
     empty, when ``written_back`` entries had to be written back from spill files, or when the run
     had to be read from them."""
     read_from_spill = data.source == FROM_SPILL
     recovered = data.entries_from_files if read_from_spill else written_back
+    problems = tuple(data.problems)
+    lost = [worker for worker in workers if worker.lost]
+    lost_requests = 0
+    if lost:
+        # A worker killed before its first health mark cannot be linked to its writer: every writer
+        # that is not a surviving worker's is the lost workers'.
+        survivors = [worker for worker in workers if not worker.lost]
+        surviving_writers = {worker.writer_id for worker in survivors}
+        writers = data.writers()
+        unclosed: list[str] = (
+            [str(w) for w in writers[~writers["closed"].astype(bool)]["writer_id"]] if len(writers) else []
+        )
+        excused = {unclosed_writer_problem(str(w)) for w in unclosed if w not in surviving_writers}
+        problems = tuple(problem for problem in problems if problem not in excused)
+        lost_requests = data.requests - sum(worker.requests for worker in survivors)
     return CollectorIntegrity(
         requests=data.requests,
         locust_requests=data.locust_total_requests,
-        writers_complete=data.complete,
+        writers_complete=not problems,
         clamped=data.clamped,
-        problems=tuple(data.problems),
+        problems=problems,
+        lost_workers=len(lost),
+        lost_workers_requests=lost_requests,
+        lost_workers_reported=sum(worker.reported_requests or 0 for worker in lost),
         redis_lost=bool(data.redis_outages or recovered or read_from_spill),
         redis_outages=data.redis_outages,
         rewritten_from_journals=data.entries_rewritten,
@@ -142,6 +167,7 @@ class Collected:
         P99 exceeds ``max_lag_ms`` counts as saturated; ``written_back``: entries of the run written
         back to Redis from spill files before it was read)."""
         reasons, total_reasons = failure_reasons_of(data)
+        workers = worker_health_of(data, max_cpu_percent=max_cpu_percent, max_lag_ms=max_lag_ms)
         return cls(
             run_id=data.run_id,
             data=data,
@@ -150,8 +176,8 @@ class Collected:
             endpoints=endpoints_of(data),
             failure_reasons=reasons,
             failure_reasons_total=total_reasons,
-            integrity=integrity_of(data, written_back),
-            workers=worker_health_of(data, max_cpu_percent=max_cpu_percent, max_lag_ms=max_lag_ms),
+            integrity=integrity_of(data, written_back, workers),
+            workers=workers,
         )
 
 
@@ -180,7 +206,7 @@ def collect(config: SuiteConfig, collector_url: str, run_id: str, status: RunSta
     spill_dir = config.collector.spill_dir
     limits = config.arrival
     try:
-        written_back = replay_spill(collector_url, spill_dir, run_id).entries
+        written_back = replay_spill(collector_url, spill_dir, run_id).spilled_entries
         record_status(collector_url, prefix, run_id, status, spill_dir)
         data = CollectorReader(collector_url, key_prefix=prefix).load(run_id)
         return Collected.of(data, limits.max_cpu_percent, limits.max_lag_ms, written_back=written_back)

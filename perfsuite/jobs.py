@@ -34,10 +34,16 @@ from pydantic import BaseModel
 from perfsuite.collect import Collected, collect
 from perfsuite.collector import RunData, new_run_id
 from perfsuite.config import SuiteConfig
-from perfsuite.errors import CollectorLost, NothingMeasured
+from perfsuite.errors import CollectorLost, NothingMeasured, ServiceUnavailable
 from perfsuite.grading import Check
 from perfsuite.intervals import Selection
-from perfsuite.launcher import LocustJob, LocustOutcome, run_locust
+from perfsuite.launcher import (
+    EXPECT_REMOTE_WORKERS_MAX_WAIT_S,
+    EXPECT_WORKERS_MAX_WAIT_S,
+    LocustJob,
+    LocustOutcome,
+    run_locust,
+)
 from perfsuite.result import RunResult, RunStatus, Summary, Target
 from perfsuite.sections import Section
 from perfsuite.services import STATE_DIR
@@ -178,16 +184,61 @@ def run_status(outcome: LocustOutcome) -> RunStatus:
 
 
 def collector_check(result: RunResult) -> Check:
-    """The integrity check every run gets: the collector holds exactly what Locust sent."""
+    """The integrity check every run gets: the collector holds exactly what Locust sent (with workers
+    lost mid-run, what the surviving workers sent: see ``CollectorIntegrity.exact``)."""
     integrity = result.collector
+    if integrity is None:
+        return Check("collector counted exactly what Locust sent", None, "==", 0.0, "req", critical=True)
+    survivors = " (surviving workers)" if integrity.lost_workers else ""
     return Check(
-        "collector counted exactly what Locust sent",
-        None if integrity is None else float(integrity.requests),
+        f"collector counted exactly what Locust sent{survivors}",
+        float(integrity.compared_requests),
         "==",
-        float(integrity.locust_requests or 0) if integrity is not None else 0.0,
+        float(integrity.compared_locust_requests or 0),
         "req",
         critical=True,
     )
+
+
+def workers_check(result: RunResult) -> Check | None:
+    """A distributed run's check that every worker ran to the end: a lost worker's users were not
+    replaced, so the run did not produce the load it planned (None for a one-process run)."""
+    workers = result.workers
+    if len(workers) < 2 and not any(worker.lost for worker in workers):
+        return None
+    lost = [worker for worker in workers if worker.lost]
+    note = ""
+    if lost:
+        note = "lost: " + ", ".join(
+            f"{worker.host} (pid {worker.pid or '?'}, {worker.requests:,} requests flushed)"
+            for worker in lost
+        )
+    return Check(
+        "every worker ran to the end (none lost mid-run)",
+        float(len(lost)),
+        "<=",
+        0.0,
+        "lost",
+        critical=True,
+        note=note,
+    )
+
+
+def never_started(job: LocustJob, outcome: LocustOutcome) -> str:
+    """Why a run that Locust ended before its first test (exit code non-zero, nothing recorded)
+    never started, in words: most often workers that never joined their master."""
+    text = f"run {job.run_id} never started: Locust exited with code {outcome.returncode}"
+    expected = job.workers + job.remote_workers
+    if expected:
+        text += (
+            f" (a master gives up when its {expected} worker(s) have not all joined within "
+            f"{EXPECT_WORKERS_MAX_WAIT_S if not job.remote_workers else EXPECT_REMOTE_WORKERS_MAX_WAIT_S} s)"
+        )
+    if outcome.workers_exited:
+        text += "; ended before it: " + ", ".join(outcome.workers_exited)
+    if outcome.log_path is not None:
+        text += f"; Locust's log: {outcome.log_path}"
+    return text
 
 
 def common_warnings(result: RunResult, outcome: LocustOutcome) -> list[str]:
@@ -253,7 +304,8 @@ def build_result(
         config=config.snapshot(),
         figures=figures,
     )
-    checks = [*test_type.checks(config, draft), collector_check(draft)]
+    lost_check = workers_check(draft)
+    checks = [*test_type.checks(config, draft), collector_check(draft), *([lost_check] if lost_check else [])]
     graded = draft.model_copy(update={"checks": tuple(checks)})
     warnings = [*prepared.warnings, *common_warnings(graded, outcome), *test_type.warnings(config, graded)]
     diagnosis = test_type.diagnosis(config, graded)
@@ -301,6 +353,8 @@ def run_job(
         except CollectorLost:
             if outcome.interrupted:  # stopped before Locust registered the run: nothing was lost
                 raise NothingMeasured(f"run {run_id} was stopped before it had results") from None
+            if outcome.returncode not in (0, None):  # Locust ended before the run began
+                raise ServiceUnavailable(never_started(job, outcome)) from None
             raise
     result = build_result(test_type, config, prepared, collected, observed, outcome)
     return store(result, collected.data) if store is not None else result
@@ -315,6 +369,8 @@ __all__ = [
     "collector_check",
     "common_warnings",
     "grade_recorded",
+    "never_started",
     "run_job",
     "run_status",
+    "workers_check",
 ]

@@ -104,11 +104,20 @@ class LocustOutcome:
     interrupted: bool
     timed_out: bool
     log_path: Path | None = None
+    workers_exited: tuple[str, ...] = ()
+    """Local workers that ended while their master still ran (``worker 2 of 2 (pid 4711): exit
+    code -9``): killed or crashed, mid-run or before they joined."""
 
 
 MASTER_HEARTBEAT_TIMEOUT_S = 10
 """A worker quits after this many seconds without its master's heartbeat (Locust's default: 60 s,
 during which an orphaned worker keeps loading the target)."""
+
+
+EXPECT_WORKERS_MAX_WAIT_S = 30
+"""Seconds a master waits for its local workers to join before Locust gives up (exit code 1)."""
+EXPECT_REMOTE_WORKERS_MAX_WAIT_S = 120
+"""The same with workers joining from other hosts (started by hand)."""
 
 
 def worker_command(locustfile: Path, master_host: str, master_port: int = 5557) -> list[str]:
@@ -144,12 +153,8 @@ def locust_command(job: LocustJob, role: str, json_file: Path | None, master_por
             str(master_port),
         ]
         expected = job.workers + job.remote_workers
-        args += [
-            "--expect-workers",
-            str(expected),
-            "--expect-workers-max-wait",
-            "30" if not job.remote_workers else "120",
-        ]
+        wait_s = EXPECT_WORKERS_MAX_WAIT_S if not job.remote_workers else EXPECT_REMOTE_WORKERS_MAX_WAIT_S
+        args += ["--expect-workers", str(expected), "--expect-workers-max-wait", str(wait_s)]
     return [*args, *job.extra_args]
 
 
@@ -173,6 +178,7 @@ def run_locust(job: LocustJob, timeout_s: float, verbose: bool = False) -> Locus
     processes: list[subprocess.Popen[bytes]] = []
     echo = LogEcho(log_path) if log is not None else None
     interrupted = timed_out = False
+    workers_exited: list[str] = []
     try:
         # A Ctrl-C while a process starts waits until it is in ``processes`` (stopped below), so a
         # Ctrl-C at any moment never leaves a Locust process running on its own.
@@ -212,6 +218,11 @@ def run_locust(job: LocustJob, timeout_s: float, verbose: bool = False) -> Locus
         while main.poll() is None:
             if echo is not None:
                 echo.poll()
+            for index, worker in enumerate(processes[1:], 1):
+                if worker.returncode is None and worker.poll() is not None:
+                    workers_exited.append(
+                        f"worker {index} of {job.workers} (pid {worker.pid}): exit code {worker.returncode}"
+                    )
             try:
                 main.wait(timeout=max(0.1, min(1.0, deadline - time.monotonic())))
             except subprocess.TimeoutExpired:
@@ -223,14 +234,15 @@ def run_locust(job: LocustJob, timeout_s: float, verbose: bool = False) -> Locus
                 # reaches the collector (a SIGINT could land between two request listeners).
                 interrupted = True
                 _stop(main, signal.SIGTERM, job.stop_timeout_s + 30)
-        for worker in processes[1:]:
-            _stop(worker, signal.SIGTERM, 15)
+        # The master has ended: its workers were told to quit. One that is still there (hung,
+        # stopped, cut off) gets SIGTERM, then SIGKILL once WORKER_EXIT_GRACE_S are over, all at once.
+        _stop_all(processes[1:], WORKER_EXIT_GRACE_S)
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        for process in processes:
-            if process.poll() is None:
-                _stop(process, signal.SIGTERM, 10)
+        if processes and processes[0].poll() is None:  # stopped at start-up: Locust flushes its last stats
+            _stop(processes[0], signal.SIGTERM, job.stop_timeout_s + 5)
+        _stop_all(processes[1:], WORKER_EXIT_GRACE_S)
         if log is not None:
             log.close()
         if echo is not None:
@@ -240,7 +252,34 @@ def run_locust(job: LocustJob, timeout_s: float, verbose: bool = False) -> Locus
         interrupted=interrupted,
         timed_out=timed_out,
         log_path=None if verbose else log_path,
+        workers_exited=tuple(workers_exited),
     )
+
+
+WORKER_EXIT_GRACE_S = 2.0
+"""How long processes still running after the master ended get to finish (a worker's last flush
+takes well under a second) before they are killed."""
+
+
+def _stop_all(processes: Sequence[subprocess.Popen[bytes]], grace_s: float) -> None:
+    """SIGTERM every process still running, then SIGKILL those still there after ``grace_s``
+    (seconds, for all of them together); returns when all have exited."""
+    running = [process for process in processes if process.poll() is None]
+    for process in running:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for process in running:
+        while True:
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+                break
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                break
+            except KeyboardInterrupt:
+                continue  # a second Ctrl-C while they stop: keep going, the bound still holds
 
 
 def _stop(process: subprocess.Popen[bytes], sig: int, timeout_s: float) -> None:
@@ -271,6 +310,8 @@ def run_foreground(argv: Sequence[str], env: Mapping[str, str]) -> int:
 
 
 __all__ = [
+    "EXPECT_REMOTE_WORKERS_MAX_WAIT_S",
+    "EXPECT_WORKERS_MAX_WAIT_S",
     "LIVE_PREFIX",
     "LOCUSTFILES",
     "MASTER_HEARTBEAT_TIMEOUT_S",

@@ -235,7 +235,16 @@ def core_sections(result: RunResult) -> list[Section]:
         else:
             tone, verdict = "bad", "DISAGREE"
         counted = "unknown" if collector.locust_requests is None else f"{collector.locust_requests:,}"
-        text = f"{collector.requests:,} requests recorded, Locust counted {counted} ({verdict})"
+        text = f"{collector.requests:,} requests recorded, Locust counted {counted}"
+        if collector.lost_workers:
+            survivors = collector.compared_locust_requests
+            text += (
+                f"; without the {collector.lost_workers} lost worker(s) ({collector.lost_workers_requests:,} "
+                f"flushed, {collector.lost_workers_reported:,} reported to Locust): "
+                f"{collector.compared_requests:,} recorded, "
+                f"{'unknown' if survivors is None else f'{survivors:,}'} counted"
+            )
+        text += f" ({verdict})"
         notes = [Line(text, tone)]
         if collector.redis_lost:
             source = "read from" if collector.read_from_spill else "written back from"

@@ -172,6 +172,13 @@ class CollectorIntegrity(Model):
     read_from_spill: bool = False
     """Redis still did not answer at the end: the figures were read from the writers' spill files,
     which are written to Redis when it answers again (the next ``perfsuite`` command does it)."""
+    lost_workers: int = 0
+    """Workers lost mid-run (killed, hung, cut off): their counts are left out of the comparison."""
+    lost_workers_requests: int = 0
+    """Of ``requests``, what the lost workers had flushed to the collector before they were lost."""
+    lost_workers_reported: int = 0
+    """Of ``locust_requests``, what Locust's master had received from the lost workers' stats reports
+    (it trails what they flushed: the two totals differ by design, so only the survivors compare)."""
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -182,11 +189,24 @@ class CollectorIntegrity(Model):
             return None
         return max(0, self.locust_requests - self.requests)
 
+    @property
+    def compared_requests(self) -> int:
+        """The collector's side of the comparison: every request, less the lost workers'."""
+        return self.requests - self.lost_workers_requests
+
+    @property
+    def compared_locust_requests(self) -> int | None:
+        """Locust's side of the comparison: its count, less what it had from the lost workers."""
+        if self.locust_requests is None:
+            return None
+        return self.locust_requests - self.lost_workers_reported
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def exact(self) -> bool:
-        """The collector holds exactly what Locust counted, and every writer is complete."""
-        return self.locust_requests == self.requests and self.writers_complete
+        """The collector holds exactly what Locust counted, and every writer is complete (with
+        workers lost mid-run: over the surviving workers, whose writers all closed)."""
+        return self.compared_locust_requests == self.compared_requests and self.writers_complete
 
 
 class FailureReason(Model):

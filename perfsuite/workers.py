@@ -272,6 +272,14 @@ class WorkerWatch:
                 lost=tracked.lost_at_s is not None,
             )
 
+    def lost_load(self) -> tuple[int, int]:
+        """``(users, reported requests)`` of the workers lost in the current test: the users that will
+        not send again (Locust does not give them to others, unless rebalancing) and what the master
+        had received from them (part of its request count)."""
+        self.check()
+        lost = [tracked for tracked in self.workers.values() if tracked.lost_at_s is not None]
+        return sum(t.users for t in lost), sum(t.reported_requests for t in lost)
+
     def check(self) -> None:
         """Record every worker Locust now holds as ``missing`` (once per loss)."""
         now = time.time()
@@ -315,6 +323,12 @@ class WorkerWatch:
     def stop(self) -> None:
         """Stop polling."""
         self._greenlet.kill(block=False)
+
+
+def worker_watch_of(environment: Any) -> WorkerWatch | None:
+    """The master's :class:`WorkerWatch` (None on a worker or a local process)."""
+    watch = getattr(environment, "perfsuite_worker_watch", None)
+    return watch if isinstance(watch, WorkerWatch) else None
 
 
 # -------------------------------------------------------------------- worker side
@@ -441,7 +455,9 @@ def install_worker_health(
 
     _apply_limits(environment)
     if isinstance(environment.runner, MasterRunner):
-        return WorkerWatch(environment, writer_getter, poll_interval_s=poll_interval_s)
+        watch = WorkerWatch(environment, writer_getter, poll_interval_s=poll_interval_s)
+        environment.perfsuite_worker_watch = watch
+        return watch
     return WorkerHealthSampler(
         environment, writer_getter, max_cpu_percent=max_cpu_percent, sample_interval_s=sample_interval_s
     )
@@ -459,4 +475,5 @@ __all__ = [
     "add_arguments",
     "install_worker_health",
     "set_heartbeat_limits",
+    "worker_watch_of",
 ]

@@ -4,6 +4,7 @@ themselves. Master and two workers on loopback, built as ``perfsuite.launcher`` 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -28,6 +29,7 @@ from perfsuite.worker_health import (
 )
 from perfsuite.workers import WORKER_HEALTH_MARK, WORKER_JOINED_MARK, WORKER_LOST_MARK
 
+REPO = Path(__file__).resolve().parent.parent
 LOCUSTFILES = Path(__file__).parent / "locustfiles"
 PROBE_LOCUSTFILE = LOCUSTFILES / "worker_health_probe.py"
 RUN_TIME_S = 12
@@ -338,3 +340,97 @@ def test_every_suite_locustfile_takes_the_workers_heartbeat_limits(locustfile: s
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[0] == "7.0"
+
+
+RUN_TIME_CLI_S = 10
+EXIT_BOUND_S = 15.0
+"""The issue's bound: a run ends within its run time plus this, whatever its workers did."""
+
+
+def _locust_workers(process: subprocess.Popen[str]) -> list[Any]:
+    """The Locust worker processes ``perfsuite run`` started (psutil.Process objects)."""
+    import psutil
+
+    with contextlib.suppress(psutil.NoSuchProcess):
+        return [
+            child
+            for child in psutil.Process(process.pid).children()
+            if "--worker" in child.cmdline() and "locust" in " ".join(child.cmdline())
+        ]
+    return []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["killed", "hung"])
+def test_a_run_whose_worker_dies_or_hangs_ends_in_time_and_names_the_loss(
+    redis_url: str, tmp_path: Path, fault: str
+) -> None:
+    """``perfsuite run --workers 2 --arrival-rate 30 --run-time 10``, one worker SIGKILLed (or
+    SIGSTOPped: hung) once both are sending: the run still ends within run time + 15 s of its start
+    (the open-model shape does not wait for a lost worker's share, a hung one is killed), exits 1
+    (FAIR: the critical check that every worker ran to the end is missed, not the collector's), and
+    the report and the JSON name the lost worker with what it had sent."""
+    out = tmp_path / "result.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "TWILIO_AUTH_TOKEN")}
+    env.update(REDIS_URL=redis_url, PERFSUITE_CONFIG=str(REPO / "scenarios.yaml"), PYTHONUNBUFFERED="1")
+    argv = [sys.executable, "-m", "perfsuite", "run", "--test-type", "webhook", "--workers", "2"]
+    argv += ["--arrival-rate", "30", "--run-time", str(RUN_TIME_CLI_S), "--output-file", str(out)]
+    reader = CollectorReader(redis_url)
+    pipe = subprocess.PIPE
+    process = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=pipe, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # both workers flushed health samples: the run is under way
+            assert process.poll() is None and time.monotonic() < deadline, "the run never got going"
+            runs = reader.list_runs()
+            if len(runs):
+                samples = reader.load(str(runs["run_id"].iloc[0])).marks(WORKER_HEALTH_MARK)
+                if "cpu_percent" in samples:
+                    per_worker = samples[samples["cpu_percent"].notna()].groupby("writer").size()
+                    if len(per_worker) == 2 and per_worker.min() >= 2:
+                        break
+            time.sleep(0.3)
+        victim = _locust_workers(process)[0]
+        victim.send_signal(signal.SIGKILL if fault == "killed" else signal.SIGSTOP)
+        stdout, _ = process.communicate(timeout=RUN_TIME_CLI_S + EXIT_BOUND_S + HANG_BOUND_S)
+        ended = time.time()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        with contextlib.suppress(Exception):
+            victim.kill()
+    document = json.loads(out.read_text())
+    started = _epoch(document["started_at"])
+    print(f"\n{fault}: the run ended {ended - started:.1f} s after its start (run time {RUN_TIME_CLI_S} s)")
+    assert ended - started <= RUN_TIME_CLI_S + EXIT_BOUND_S, stdout[-3000:]
+    assert process.returncode == 1, stdout[-3000:]
+    collector = document["collector"]
+    assert collector["lost_workers"] == 1 and collector["exact"] is True, collector
+    assert collector["redis_lost"] is False  # a killed worker's journal is no lost collector Redis
+    lost = [worker for worker in document["workers"] if worker["lost"]]
+    assert len(lost) == 1 and lost[0]["requests"] > 0
+    missed = [check["name"] for check in document["checks"] if not check["met"]]
+    assert missed == ["every worker ran to the end (none lost mid-run)"], missed
+    assert "1 of 2 workers lost mid-run" in stdout
+    assert f"it had flushed {lost[0]['requests']:,} requests to the collector" in stdout
+
+
+def test_a_run_that_never_started_says_which_workers_ended_before_it(tmp_path: Path) -> None:
+    """Locust's master gives up (exit 1) when its workers do not all join: the error names the run,
+    the wait, the local workers that ended before it and the log, instead of blaming the collector."""
+    from perfsuite.jobs import never_started
+    from perfsuite.launcher import EXPECT_WORKERS_MAX_WAIT_S, LocustOutcome
+
+    job = LocustJob(locustfile=PROBE_LOCUSTFILE, host="http://127.0.0.1:1", run_id="r1", env={}, workers=2)
+    outcome = LocustOutcome(
+        returncode=1,
+        interrupted=False,
+        timed_out=False,
+        log_path=tmp_path / "r1-locust.log",
+        workers_exited=("worker 1 of 2 (pid 4711): exit code -9",),
+    )
+    text = never_started(job, outcome)
+    assert text.startswith("run r1 never started: Locust exited with code 1")
+    assert f"2 worker(s) have not all joined within {EXPECT_WORKERS_MAX_WAIT_S} s" in text
+    assert "worker 1 of 2 (pid 4711): exit code -9" in text and str(tmp_path / "r1-locust.log") in text

@@ -23,6 +23,7 @@ from perfsuite.collector.reader import (
     CollectorReader,
     RunData,
     load_spilled,
+    unclosed_writer_problem,
 )
 from perfsuite.collector.runs import (
     RUN_STATUSES,
@@ -60,6 +61,7 @@ __all__ = [
     "load_spilled",
     "new_run_id",
     "replay_spill",
+    "unclosed_writer_problem",
     "update_run",
     "update_run_or_spill",
 ]

@@ -502,6 +502,11 @@ def _writers_frame(records: Mapping[str, dict[str, Any]], accumulator: _RunAccum
     return pd.DataFrame(rows, columns=[*columns, "found_requests", "found_batches"])
 
 
+def unclosed_writer_problem(writer_id: str) -> str:
+    """The problem a run has when writer ``writer_id`` never closed (one wording, looked up by it)."""
+    return f"writer {writer_id} never closed (still running, crashed, or its last flush is spilled)"
+
+
 def _problems(
     writers: pd.DataFrame, bad_batches: Sequence[str], bad_histograms: Sequence[str]
 ) -> tuple[str, ...]:
@@ -513,9 +518,7 @@ def _problems(
         if not row["registered"]:
             problems.append(f"writer {writer} left data but no writer record")
         elif not row["closed"]:
-            problems.append(
-                f"writer {writer} never closed (still running, crashed, or its last flush is spilled)"
-            )
+            problems.append(unclosed_writer_problem(writer))
         else:
             if row["found_batches"] != row["batches"]:
                 problems.append(
@@ -733,4 +736,5 @@ __all__ = [
     "CollectorReader",
     "RunData",
     "load_spilled",
+    "unclosed_writer_problem",
 ]

@@ -241,9 +241,18 @@ class ReplayResult:
     files: int
     """Spill files written to Redis and deleted."""
     entries: int
-    """Entries written (batches and writer records)."""
+    """Entries written (batches and writer records), from spill files and journals."""
     damaged_lines: int
     """Lines that could not be read (skipped)."""
+    journal_entries: int = 0
+    """Of ``entries``, those from left-over journals: a copy of what a writer that never closed (a
+    killed worker) had already written, written again. Unlike a spill file's, they say nothing about
+    the collector's Redis having been away."""
+
+    @property
+    def spilled_entries(self) -> int:
+        """Entries that had waited in spill files because Redis did not take them."""
+        return self.entries - self.journal_entries
 
 
 def replay_spill(redis_client_or_url: RedisLike, spill_dir: Path, run_id: str | None = None) -> ReplayResult:
@@ -255,7 +264,7 @@ def replay_spill(redis_client_or_url: RedisLike, spill_dir: Path, run_id: str | 
     and leaves the remaining files in place.
     """
     client = redis_client(redis_client_or_url)
-    files = entries_written = damaged_total = 0
+    files = entries_written = damaged_total = from_journals = 0
     for path in run_files(spill_dir, run_id, live=False):
         try:
             entries, _, damaged = write_spill_file(client, path)
@@ -264,7 +273,9 @@ def replay_spill(redis_client_or_url: RedisLike, spill_dir: Path, run_id: str | 
         files += 1
         entries_written += entries
         damaged_total += damaged
-    return ReplayResult(files, entries_written, damaged_total)
+        if path.name.endswith(JOURNAL_SUFFIX):
+            from_journals += entries
+    return ReplayResult(files, entries_written, damaged_total, from_journals)
 
 
 __all__ = [
