@@ -22,6 +22,7 @@ Test types are found by ``perfsuite/registry.py`` (Python entry points, group
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -347,7 +348,13 @@ def run_job(
             log_dir=options.state_dir / "logs",
         )
         outcome = run_locust(job, timeout_s=prepared.timeout_s, verbose=options.verbose)
-        observed = test_type.observe(config, prepared, outcome, run_id)
+        try:
+            observed = test_type.observe(config, prepared, outcome, run_id)
+        except KeyboardInterrupt:
+            # Ctrl-C while watching the target after the load (its backlog draining): stop waiting,
+            # look once more without waiting (as for any interrupted run) and report what ran.
+            outcome = dataclasses.replace(outcome, interrupted=True)
+            observed = test_type.observe(config, prepared, outcome, run_id)
         try:
             collected = collect(config, collector_url, run_id, run_status(outcome))
         except CollectorLost:

@@ -284,3 +284,66 @@ def test_run_time_bounds_a_closed_model_run_as_locust_s_does(redis_url: str, tmp
     assert document["config"]["webhook"]["run_time_s"] == 3
     assert 2 <= document["summary"]["duration_s"] <= 6, document["summary"]
     assert document["summary"]["requests"] > 3 * 5  # more than a few rounds of the 3 users
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_the_backlog_drains_stops_waiting_and_reports(redis_url: str, tmp_path: Path) -> None:
+    """Ctrl-C after the load, while the suite waits for a bot's queue to drain (a zoo bot working it
+    off at 5 tasks/s, 60 s allowed): the wait stops at once, the report of what ran is printed and
+    written (status interrupted, the backlog as seen), exit 130 within seconds."""
+    import json
+    import signal
+    import time
+
+    import psutil
+
+    from tests.zoo import QUEUE_KEY, start_bot
+
+    bot_redis = redis_url.rsplit("/", 1)[0] + "/2"
+    token = "ctrl-c-backlog-token"
+    bot = start_bot("slow_queue", token, redis_url=bot_redis, extra_args=("--drain-per-s", "5"))
+    config = tmp_path / "scenarios.yaml"
+    config.write_text(
+        "webhook:\n  concurrent_users: 4\n  requests_per_user: 10\n  ramp_up_time: 0.5\n"
+        "  enable_burst_testing: false\n  backlog_drain_timeout_s: 60\n"
+        "target:\n  probe: false\n  backlog:\n    redis:\n      url_env: BOT_REDIS_URL\n"
+        f"      keys: [{{key: {QUEUE_KEY}, type: list}}]\n"
+    )
+    out = tmp_path / "result.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "TWILIO_AUTH_TOKEN")}
+    env.update(REDIS_URL=redis_url, TWILIO_AUTH_TOKEN=token, BOT_REDIS_URL=bot_redis)
+    argv = [sys.executable, "-m", "perfsuite", "run", "--config", str(config), "--test-type", "webhook"]
+    argv += ["--host", bot.url, "--output-file", str(out)]
+    pipe = subprocess.PIPE
+    process = subprocess.Popen(
+        argv, cwd=tmp_path, env=env, stdout=pipe, stderr=pipe, text=True, preexec_fn=_ctrl_c_reaches_it
+    )
+    try:
+        deadline = time.monotonic() + 90
+        locust_seen = False
+        while True:  # the load ran and ended: Locust is gone, perfsuite watches the backlog
+            assert process.poll() is None and time.monotonic() < deadline, "the load never ended"
+            with contextlib.suppress(psutil.NoSuchProcess):
+                locust = [
+                    c for c in psutil.Process(process.pid).children() if "locust" in " ".join(c.cmdline())
+                ]
+                locust_seen = locust_seen or bool(locust)
+                if locust_seen and not locust:
+                    break
+            time.sleep(0.1)
+        time.sleep(1)
+        process.send_signal(signal.SIGINT)
+        interrupted = time.monotonic()
+        stdout, stderr = process.communicate(timeout=60)
+        took_s = time.monotonic() - interrupted
+    finally:
+        _kill_tree(process)
+        bot.stop()
+    print(f"\nexited {took_s:.1f} s after the Ctrl-C")
+    assert process.returncode == 130, stdout + stderr
+    assert took_s < 10, stdout + stderr
+    assert "Traceback" not in stderr and "GRADE:" in stdout
+    document = json.loads(out.read_text())
+    assert document["status"] == "interrupted" and document["collector"]["exact"] is True
+    backlog = document["figures"]["backlog"]
+    assert backlog["supported"] and backlog["depth_at_stop"] > 0 and backlog["drained"] is not True, backlog
