@@ -54,6 +54,7 @@ def optimized(redis_server: Any, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("capacity-optimized")  # one run of the module's fixture
 def test_a_capacity_run_breaks_the_bots_redis_for_real_and_measures_it(
     optimized: tuple[RunResult, str], redis_server: Any
 ) -> None:
@@ -95,6 +96,7 @@ def test_a_capacity_run_breaks_the_bots_redis_for_real_and_measures_it(
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("capacity-optimized")  # one run of the module's fixture
 def test_the_legacy_bot_fails_the_outage_the_optimized_one_degrades_through(
     optimized: tuple[RunResult, str], redis_server: Any, tmp_path: Path
 ) -> None:

@@ -6,7 +6,6 @@ step; fault windows only through drivers that need no proxy of ours in front of 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,31 +27,26 @@ SHORT: dict[str, Any] = {
     "capacity.backlog_drain_timeout_s": 1,
     "faults": [],
 }
-BOTS = ("own_scheme", "sheds_load", "async_acker")
 
 
-@pytest.fixture(scope="module")
-def runs(
-    zoo: Zoo, redis_server: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, RunResult]]:
-    """One short capacity run per zoo bot."""
-    results: dict[str, RunResult] = {}
-    for name in BOTS:
-        bot = zoo.bot(name)
-        config = load_config(
-            None, "smoke", SHORT, environ={"TWILIO_AUTH_TOKEN": ZOO_TOKEN, "REDIS_URL": redis_server.url}
-        )
-        options = RunOptions(host=bot.url, state_dir=Path(tmp_path_factory.mktemp(name)))
-        results[name] = run_job(CapacityTest(), config, options, redis_server.url)
-    yield results
+def run_on(bot_name: str, zoo: Zoo, redis_url: str, state_dir: Path) -> RunResult:
+    """One short capacity run against the zoo bot ``bot_name``."""
+    config = load_config(
+        None, "smoke", SHORT, environ={"TWILIO_AUTH_TOKEN": ZOO_TOKEN, "REDIS_URL": redis_url}
+    )
+    return run_job(
+        CapacityTest(), config, RunOptions(host=zoo.bot(bot_name).url, state_dir=state_dir), redis_url
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["own_scheme", "sheds_load"])
-def test_a_bot_that_refuses_or_sheds_everything_holds_no_step(runs: dict[str, RunResult], name: str) -> None:
+def test_a_bot_that_refuses_or_sheds_everything_holds_no_step(
+    zoo: Zoo, redis_url: str, tmp_path: Path, name: str
+) -> None:
     """Fast answers are not capacity: no step held, capacity 0 (not "at least N"), graded POOR, and
     the diagnosis says the bot could not hold even the first step."""
-    result = runs[name]
+    result = run_on(name, zoo, redis_url, tmp_path)
     figures = figures_of(result)
     report = f"{result.grade} {[(c.name, c.met) for c in result.checks]} {result.diagnosis}"
     assert [step.load for step in figures.steps][:1] == [3], report
@@ -63,9 +57,9 @@ def test_a_bot_that_refuses_or_sheds_everything_holds_no_step(runs: dict[str, Ru
 
 
 @pytest.mark.slow
-def test_an_empty_200_acker_holds_its_steps(runs: dict[str, RunResult]) -> None:
+def test_an_empty_200_acker_holds_its_steps(zoo: Zoo, redis_url: str, tmp_path: Path) -> None:
     """An async acker (200, empty text/plain) delivers every message: both steps held, success 100%."""
-    result = runs["async_acker"]
+    result = run_on("async_acker", zoo, redis_url, tmp_path)
     figures = figures_of(result)
     report = f"{result.grade} {[(c.name, c.met) for c in result.checks]} {result.diagnosis}"
     assert [step.load for step in figures.steps] == [3, 6], report
