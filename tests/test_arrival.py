@@ -128,10 +128,12 @@ def test_closed_model_correction_is_hdr_expected_interval_correction() -> None:
 
 def test_monitor_sees_a_blocked_event_loop_and_busy_cpu() -> None:
     """A greenlet that blocks the loop for 80 ms shows as event-loop lag; a busy loop shows as CPU over a
-    low limit; sampling itself never blocks (the whole check takes well under two seconds)."""
+    low limit (5%: a process busy on a machine whose other tests take most of both cores still gets
+    more than that, an idle one far less); sampling itself never blocks (the whole check takes well
+    under two seconds)."""
     samples: list[GeneratorSample] = []
     monitor = SaturationMonitor(
-        max_cpu_percent=20, sample_interval_s=0.2, tick_s=0.01, on_sample=samples.append
+        max_cpu_percent=5, sample_interval_s=0.2, tick_s=0.01, on_sample=samples.append
     )
     started = time.monotonic()
     monitor.start()
@@ -145,7 +147,7 @@ def test_monitor_sees_a_blocked_event_loop_and_busy_cpu() -> None:
     assert time.monotonic() - started < 2
     assert report.loop_lag.max_us >= 70_000
     assert report.samples >= 2 and len(samples) == report.samples
-    assert report.cpu_over_samples >= 1 and report.cpu_max_percent > 20
+    assert report.cpu_over_samples >= 1 and report.cpu_max_percent > 5
     figures = merge_reports([report.to_fields()])
     assert figures is not None and figures.loop_lag_max_ms >= 70
 

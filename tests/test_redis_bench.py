@@ -356,12 +356,15 @@ def _job_config(redis_url: str, **extra: object) -> SuiteConfig:
 
 
 def _snapshot(client: redis.Redis) -> dict[bytes, tuple[bytes | None, int]]:
-    """key -> (DUMP bytes, absolute expiry in ms or -1), expiry from PTTL (PEXPIRETIME needs Redis 7)."""
-    now_ms = int(time.time() * 1000)
+    """key -> (DUMP bytes, absolute expiry in ms or -1). The expiry is the server's clock plus PTTL
+    read in one transaction (PEXPIRETIME needs Redis 7), so a busy machine cannot skew it."""
     snapshot = {}
     for key in client.scan_iter(count=1000):
-        ttl_ms = client.pttl(key)
-        snapshot[key] = (client.dump(key), now_ms + ttl_ms if ttl_ms >= 0 else -1)
+        pipe = client.pipeline(transaction=True)
+        pipe.time().pttl(key).dump(key)
+        (seconds, micros), ttl_ms, dump = pipe.execute()
+        now_ms = seconds * 1000 + micros // 1000
+        snapshot[key] = (dump, now_ms + ttl_ms if ttl_ms >= 0 else -1)
     return snapshot
 
 
@@ -378,6 +381,9 @@ def test_job_with_injection_trips_and_recovers_and_accounts_for_every_failure(
             "redis_bench.outage_duration_s": 0.3,
             "redis_bench.breaker.reset_timeout_s": 0.2,
             "redis_bench.socket_timeout_s": 0.2,
+            # what is asserted is the breaker and the failure accounting: a loaded test machine must
+            # not turn it into a verdict on latency (the generator saturates long before Redis does)
+            "redis_bench.max_p99_latency_ms": 10_000,
         },
     )
     result = run_job(RedisBenchTest(), config, RunOptions(state_dir=tmp_path), redis_url)
@@ -429,8 +435,8 @@ def test_job_leaves_other_keys_untouched_and_removes_its_own(redis_url: str, tmp
     for key, (_, expires_at_ms) in before.items():
         if expires_at_ms < 0:
             assert after[key][1] == -1, key
-        else:  # the same absolute expiry, up to the clock's rounding
-            assert abs(after[key][1] - expires_at_ms) <= 50, key
+        else:  # the same absolute expiry, up to PTTL's rounding to the millisecond
+            assert abs(after[key][1] - expires_at_ms) <= 2, key
     assert count_keys(client, namespace_for("perfsuite:bench:", result.run_id)) == 0
     figures = figures_of(result)
     assert figures.redis.keys_left_behind == 0
