@@ -33,8 +33,10 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy perfsuite locustfiles redis_bench baseline webhook_load capacity demo_bot bench tests
 
+# The suite in 4 processes, then the few tests that measure timing against known values, alone.
 unit: $(VENV)/.installed-dev
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not serial"
+	$(BIN)/pytest -q -m serial -n 0
 
 test: lint typecheck unit
 

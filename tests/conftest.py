@@ -13,6 +13,18 @@ from perfsuite.embedded import ManagedProcess, start_redis
 pytest_plugins = ("tests.zoo.fixtures",)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In the parallel run (a pytest-xdist worker), tests marked ``serial`` are skipped: they measure
+    latency against known values, which the other processes' load would distort. ``make test`` runs
+    them afterwards on their own (``pytest -m serial -n 0``)."""
+    if not hasattr(config, "workerinput"):
+        return
+    alone = pytest.mark.skip(reason="measures timing: runs alone, `pytest -m serial -n 0` (make test does)")
+    for item in items:
+        if item.get_closest_marker("serial") is not None:
+            item.add_marker(alone)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """The capacity test type, when the installed metadata predates it (a checkout whose package was
     installed before ``capacity`` joined pyproject's entry points): registered as the entry point

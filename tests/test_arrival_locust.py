@@ -78,6 +78,7 @@ def locust_percentile_ms(stats: list[dict[str, Any]], percentile: float) -> floa
     return 0.0
 
 
+@pytest.mark.serial
 def test_reported_percentiles_match_the_known_service_time(redis_url: str, tmp_path: Path) -> None:
     """Poisson arrivals at 50/s for 8 s against a target that spends 200 ms on each request and 1,234 ms
     on every 20th: corrected and uncorrected P50 and P99 lie within 2% of the percentiles of the service
@@ -146,6 +147,7 @@ def test_full_pool_waits_drops_and_marks_latency_untrustworthy(redis_url: str, t
     assert latency["corrected"]["p50_ms"] > 2 * latency["uncorrected"]["p50_ms"]
 
 
+@pytest.mark.serial
 def test_closed_model_gets_hdr_expected_interval_correction(redis_url: str, tmp_path: Path) -> None:
     """The seed's closed profile (5 users x 20 messages, 50-200 ms think time) against a target that
     answers in 50 ms and takes 1 s on every 10th request: the steady stage is corrected with HDR's

@@ -14,6 +14,7 @@ from tests.test_arrival_locust import QUIET_TRAFFIC, perfsuite_run
 STALL_S, PERIOD_S, CYCLES, RATE_PER_S, SERVICE_MS = 0.5, 5.0, 3, 200, 2.0
 
 
+@pytest.mark.serial
 @pytest.mark.slow
 def test_stalled_target_corrected_p99_matches_the_analytic_value(redis_url: str, tmp_path: Path) -> None:
     """200 arrivals/s (uniform) for 3 cycles of a target that answers in 2 ms but freezes 0.5 s every
