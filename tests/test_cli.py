@@ -225,7 +225,7 @@ def test_ctrl_c_while_starting_exits_130_and_leaves_nothing_running(redis_url: s
     seen: dict[int, psutil.Process] = {}
     try:
         if marker is None:  # past the interpreter's own start (before it, SIGINT kills any program)
-            time.sleep(0.3)
+            _wait_until_importing(process.pid)
         deadline = time.monotonic() + 60
         while marker is not None:
             assert process.poll() is None and time.monotonic() < deadline, f"{marker} never started"
@@ -245,6 +245,22 @@ def test_ctrl_c_while_starting_exits_130_and_leaves_nothing_running(redis_url: s
     assert "Traceback" not in stderr and "perfsuite: interrupted" in stderr
     left = [child.pid for child in seen.values() if _running(child)]
     assert not left, [seen[pid].info for pid in left]
+
+
+def _wait_until_importing(pid: int, timeout_s: float = 30.0) -> None:
+    """Until process ``pid`` imports the command's modules: a compiled extension of pandas (which
+    the command line imports) is mapped into it, so the interpreter's own start is over (a fixed
+    sleep was too short on a loaded machine: the SIGINT came during its start-up and it died with
+    "Fatal Python error: init_sys_streams")."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if "/pandas/" in Path(f"/proc/{pid}/maps").read_text():
+                return
+        time.sleep(0.005)
+    raise AssertionError(f"process {pid} never started importing pandas")
 
 
 def _running(process: Any) -> bool:

@@ -527,6 +527,7 @@ def test_database_outage_requeues_messages_and_recovers(start_bot, redis_url, pg
         forwarder.stop()
 
 
+@pytest.mark.serial
 def test_low_latency_with_keep_alive_client(start_bot, redis_url) -> None:
     """Loose latency guard: 50 sequential signed messages on one keep-alive connection have a median
     under 5 ms (a delayed-ACK stall would make it ~40 ms); an invalid signature is refused in < 100 ms."""

@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 HOSTS = ("master", "w1", "w2", "target")
 MASTER_PORT, BOT_PORT, COLLECTOR_PORT, BOT_REDIS_PORT = 5557, 8000, 6379, 6380
 """The docker-compose ports: each host has its own port space, so fixed ports cannot clash."""
-RUN_BOUND_S = 60.0
+RUN_BOUND_S = 120.0
 """A hang guard for the whole Locust run (it takes about 10 s), not a timing check."""
 
 _READ_RUN = """
