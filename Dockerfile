@@ -17,6 +17,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('/tmp/pyproject
     && rm /tmp/pyproject.toml /tmp/requirements.txt
 COPY --from=wheel /wheels /tmp/wheels
 RUN pip install --no-cache-dir --no-deps /tmp/wheels/*.whl && rm -rf /tmp/wheels && pip check
+LABEL org.opencontainers.image.title=perfsuite
 WORKDIR /app
 COPY scenarios.yaml ./
 ENV PERFSUITE_CONFIG=/app/scenarios.yaml PYTHONUNBUFFERED=1
