@@ -178,9 +178,12 @@ class ComposeProject:
 
     def down(self) -> None:
         """``docker compose down -v --remove-orphans``: containers, network and volumes removed (every
-        service's log kept first, in ``compose.log`` beside the override file)."""
+        service's log kept first, in ``compose.log`` beside the override file, and the master's
+        Locust logs in ``master-logs/``)."""
         everything = self.compose("logs", "--no-color", "--timestamps", headless=True, timeout_s=120)
         (self.override.parent / "compose.log").write_text(everything.stdout + everything.stderr)
+        # the master's Locust logs (`perfsuite run` keeps them in the container, not in its output)
+        self.compose("cp", "locust-master:/app/.perfsuite/logs", str(self.override.parent / "master-logs"))
         self.compose("down", "-v", "--remove-orphans", "--timeout", "10", headless=True, timeout_s=180)
         _docker("image", "prune", "-f", "--filter", f"label={IMAGE_LABEL}", timeout_s=120)
 
