@@ -33,6 +33,8 @@ REDIS_IMAGE = "perfsuite-test/redis:7"
 IMAGE = "perfsuite-test/perfsuite:latest"
 IMAGE_LABEL = "org.opencontainers.image.title=perfsuite"
 """The Dockerfile's label: the test prunes the dangling images it left with it."""
+MIN_COMPOSE = (2, 24)
+"""The oldest Compose the test runs on: ``!override`` in override files came with 2.24."""
 PERFSUITE_SERVICES = ("chaos-proxy", "demo-bot", "locust-master", "locust-worker")
 
 
@@ -54,8 +56,14 @@ def engine_problem() -> str | None:
     if info.returncode != 0:
         last = (info.stderr.strip().splitlines() or ["no answer"])[-1]
         return f"no Docker engine answers ({last}); {setup}"
-    if compose.returncode != 0 or not compose.stdout.strip()[:1].isdigit():
+    version = re.match(r"v?(\d+)\.(\d+)", compose.stdout.strip())
+    if compose.returncode != 0 or version is None:
         return f"no Compose v2 plugin (`docker compose`); {setup}"
+    if (int(version.group(1)), int(version.group(2))) < MIN_COMPOSE:
+        return (
+            f"Compose {compose.stdout.strip()} is older than {'.'.join(map(str, MIN_COMPOSE))} (the "
+            "test's override file uses `!override`); Debian trixie's docker-compose is 2.26"
+        )
     return None
 
 
