@@ -17,9 +17,11 @@ Needs a Docker engine with Compose v2 and the local base images (``make test`` s
 - throughput: ``perfsuite run --test-type webhook`` for ``--run-s`` seconds, ``--users`` users
   without think time, no burst, (a) as the compose master with WORKERS=1 and 2 worker containers,
   (b) on this machine with ``--workers 1`` and ``2`` (a master and that many bare Locust processes)
-  against the demo bot container's address on the docker bridge, collector on the compose
-  project's Redis, the same configuration: the result's ``summary.rps``. Configurations alternate
-  within each round; medians over rounds, and each round's ratio container / bare.
+  against the demo bot container's address on the docker bridge (signed for the bot's public URL,
+  as the containers sign), collector on the compose project's Redis, the same configuration: the
+  result's ``summary.rps``; a round where either side's success rate is under 0.95 is left out.
+  Configurations alternate within each round; medians over rounds, and each round's ratio
+  container / bare.
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ from tests.compose_project import (  # noqa: E402
     engine_problem,
     ensure_base_images,
 )
+
+MIN_SUCCESS_RATE = 0.95
+"""Both sides of a round must have been answered as intended this often (else they did other work)."""
+BOT_PUBLIC_URL = "http://demo-bot:8000/webhook/whatsapp"
+"""The demo bot container's ``--public-url`` (docker-compose.yml): the URL every signature is for."""
 
 
 def _image_mb(image: str) -> float:
@@ -94,10 +101,12 @@ def _compose_run(project: ComposeProject, workers: int) -> dict[str, Any]:
 
 def _local_run(project: ComposeProject, workers: int, out: Path) -> dict[str, Any]:
     """The same run from this machine: a master and ``workers`` bare Locust processes."""
+    overrides = json.loads(project.env["PERFSUITE_OVERRIDES"])
+    overrides["target.public_url"] = BOT_PUBLIC_URL  # what the bot checks signatures against
     env = {
         **os.environ,
         "TWILIO_AUTH_TOKEN": project.env["TWILIO_AUTH_TOKEN"],
-        "PERFSUITE_OVERRIDES": project.env["PERFSUITE_OVERRIDES"],
+        "PERFSUITE_OVERRIDES": json.dumps(overrides),
         "REDIS_URL": f"redis://{_address(project, 'collector-redis')}:6379/0",
     }
     host = f"http://{_address(project, 'demo-bot')}:8000"
@@ -157,18 +166,30 @@ def main() -> int:
                     boxed = result["summary"]["rps"]
                     local = _local_run(project, workers, Path(tmp) / f"local-{round_index}-{workers}.json")
                     bare = local["summary"]["rps"]
+                    rates = (result["summary"]["success_rate"], local["summary"]["success_rate"])
+                    if min(rates) < MIN_SUCCESS_RATE:  # the bot refused or failed: not the same work
+                        print(
+                            f"round {round_index + 1}, {workers} worker(s): success rates {rates[0]:.3f}, "
+                            f"{rates[1]:.3f}: not comparable, left out",
+                            flush=True,
+                        )
+                        continue
                     rps.setdefault(f"containers {workers}", []).append(boxed)
                     rps.setdefault(f"bare {workers}", []).append(bare)
                     print(
                         f"round {round_index + 1}, {workers} worker(s): containers {boxed:.0f} req/s, "
-                        f"bare processes {bare:.0f} req/s, ratio {boxed / bare:.2f}",
+                        f"bare processes {bare:.0f} req/s, ratio {boxed / bare:.2f} "
+                        f"(success rates {rates[0]:.3f}, {rates[1]:.3f})",
                         flush=True,
                     )
         finally:
             project.down()
     print("\nworkers  containers req/s  bare processes req/s  ratio (median)  ratio per round")
     for workers in (1, 2):
-        boxed, bare = rps[f"containers {workers}"], rps[f"bare {workers}"]
+        boxed, bare = rps.get(f"containers {workers}", []), rps.get(f"bare {workers}", [])
+        if not boxed:
+            print(f"{workers:>7}  no comparable round")
+            continue
         ratios = [b / a for b, a in zip(boxed, bare, strict=True)]
         print(
             f"{workers:>7}  {statistics.median(boxed):>16.0f}  {statistics.median(bare):>20.0f}  "
