@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit bench clean docker-engine
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-run
 	$(BIN)/perfsuite run --scenario smoke $(ARGS)
 
+# The container engine for the docker compose test, on every run (a machine may have rebooted since
+# the install): Debian's docker.io + Compose v2 installed when missing, dockerd started when none
+# answers, the test's local base images made when missing or stale. Fast when all is there; when the
+# machine cannot run an engine it says why and only that test skips.
+docker-engine: $(VENV)/.installed-dev
+	@./scripts/ensure-docker
+	@if timeout 10 docker info >/dev/null 2>&1; then ./scripts/docker-test-images || echo "note: the compose test's base images could not be made (see above)" >&2; fi
+
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -34,7 +42,7 @@ typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy perfsuite locustfiles redis_bench baseline webhook_load capacity demo_bot bench tests
 
 # The suite in 4 processes, then the few tests that measure timing against known values, alone.
-unit: $(VENV)/.installed-dev
+unit: $(VENV)/.installed-dev docker-engine
 	$(BIN)/pytest -q -m "not serial"
 	$(BIN)/pytest -q -m serial -n 0
 

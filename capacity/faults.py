@@ -94,6 +94,14 @@ def _explicit_api(window: FaultWindow) -> bool:
     return "api_url" in window.model_fields_set
 
 
+def _on_default_api(window: FaultWindow, api_url: str | None) -> FaultWindow:
+    """``window`` pointed at ``api_url`` (:data:`API_URL_ENV`, e.g. docker-compose's chaos-proxy) when
+    it is a ``proxy``/``toxic`` window that names no ``api_url`` of its own."""
+    if api_url and window.driver in PROXY_DRIVERS and not _explicit_api(window):
+        return window.model_copy(update={"api_url": api_url.rstrip("/")})
+    return window
+
+
 def _check_proxy(window: FaultWindow, timeout_s: float) -> str | None:
     """None when ``window.api_url`` answers and has the proxy ``window.target``; else why not."""
     client = ToxiproxyClient(window.api_url, timeout_s)
@@ -118,13 +126,15 @@ def resolve(
     embedded_proxies: tuple[str, ...] = (),
     database: str | None = None,
     redis_url: str | None = None,
+    default_api_url: str | None = None,
     timeout_s: float = 3.0,
 ) -> Resolution:
     """Decide, before the load, which selected windows run and where (see the module docstring).
 
     ``embedded_api_url`` and ``embedded_proxies``: the embedded fault proxy in front of the demo bot's
     dependencies (None for a user's bot); ``database``: the embedded bot's store (``sqlite`` or
-    ``postgresql``); ``redis_url``: the Redis a ``redis_pause`` window pauses.
+    ``postgresql``); ``redis_url``: the Redis a ``redis_pause`` window pauses; ``default_api_url``:
+    the fault proxy API of a user's bot's windows that name none (:data:`API_URL_ENV`).
     """
     chosen, skipped = selected(config)
     run: list[FaultWindow] = []
@@ -148,6 +158,7 @@ def resolve(
                     f"no proxy named {window.target!r} in front of the embedded demo bot (it has: {have})"
                 )
         elif window.driver in PROXY_DRIVERS:
+            window = _on_default_api(window, default_api_url)
             reason = _check_proxy(window, timeout_s)
         elif window.driver == "redis_pause" and not redis_url:
             reason = f"redis_pause needs the bot's Redis URL: set {REDIS_URL_ENV}"
@@ -168,14 +179,7 @@ def windows_to_run(config: SuiteConfig, environ: Mapping[str, str] | None = None
         skip = {}
     api_url = env.get(API_URL_ENV) or None
     chosen, _ = selected(config)
-    out = []
-    for window in chosen:
-        if window.name in skip:
-            continue
-        if api_url and window.driver in PROXY_DRIVERS and not _explicit_api(window):
-            window = window.model_copy(update={"api_url": api_url.rstrip("/")})
-        out.append(window)
-    return tuple(out)
+    return tuple(_on_default_api(window, api_url) for window in chosen if window.name not in skip)
 
 
 __all__ = [

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from capacity.faults import PROXY_DRIVERS, REDIS_URL_ENV, Resolution, resolve
+from capacity.faults import API_URL_ENV, PROXY_DRIVERS, REDIS_URL_ENV, Resolution, resolve
 from capacity.figures import CapacityFigures
 from capacity.measure import capacity_figures
 from capacity.plan import CapacityPlan
@@ -127,6 +127,7 @@ class CapacityTest(TestType):
             embedded_proxies=topology.proxies if topology is not None else (),
             database=topology.database if topology is not None else None,
             redis_url=redis_url,
+            default_api_url=os.environ.get(API_URL_ENV),
         )
         plan = CapacityPlan.from_config(config, faults.run)
         env = {

@@ -43,7 +43,7 @@ def config_from_environment() -> SuiteConfig:
         if not isinstance(overrides, dict):
             raise ConfigError("PERFSUITE_OVERRIDES: must be a JSON object of key path -> value")
         return load_config(
-            os.environ.get("PERFSUITE_CONFIG") or None,
+            None,  # PERFSUITE_CONFIG, read by load_config
             os.environ.get("PERFSUITE_SCENARIO") or None,
             overrides,
         )

@@ -470,7 +470,9 @@ def _run(args: argparse.Namespace) -> int:
     from perfsuite.report import render
 
     _check_run_flags(args)
-    config: SuiteConfig = load_config(args.config, args.scenario, overrides_from(args))
+    config: SuiteConfig = load_config(
+        args.config, _scenario(args), {**_environment_overrides(), **overrides_from(args)}
+    )
     request = BaselineRequest(baseline_run=args.baseline_run, baseline_file=args.baseline_file)
     with contextlib.ExitStack() as stack:
         config, history, url = _open_history(config, stack)
@@ -666,8 +668,15 @@ def _report(args: argparse.Namespace) -> int:
         return 0
 
 
+def _scenario(args: argparse.Namespace) -> str | None:
+    """``--scenario``, else PERFSUITE_SCENARIO (docker-compose sets it for every service). The
+    configuration file is ``--config``, else PERFSUITE_CONFIG (``load_config`` reads it)."""
+    return args.scenario or os.environ.get("PERFSUITE_SCENARIO") or None
+
+
 def _environment_overrides() -> dict[str, Any]:
-    """PERFSUITE_OVERRIDES (a JSON object of key path -> value), as Locust processes read it."""
+    """PERFSUITE_OVERRIDES (a JSON object of key path -> value), as Locust processes read it; the
+    command line's flags win over it."""
     text = os.environ.get("PERFSUITE_OVERRIDES") or "{}"
     try:
         overrides = json.loads(text)
@@ -683,11 +692,7 @@ def _locust_foreground(args: argparse.Namespace) -> int:
     and this configuration (passed on in PERFSUITE_* variables, as every perfsuite Locust process)."""
     from perfsuite.launcher import MASTER_HEARTBEAT_TIMEOUT_S, run_foreground, worker_command
 
-    config = load_config(
-        args.config or os.environ.get("PERFSUITE_CONFIG") or None,  # docker-compose sets these
-        args.scenario or os.environ.get("PERFSUITE_SCENARIO") or None,
-        _environment_overrides(),
-    )
+    config = load_config(args.config, _scenario(args), _environment_overrides())
     test_type = registry.get(args.test_type)
     env = {"PERFSUITE_MASTER_TIMEOUT_S": str(MASTER_HEARTBEAT_TIMEOUT_S), **config.process_env()}
     if args.verb == "worker":

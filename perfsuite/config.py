@@ -40,7 +40,7 @@ from perfsuite.redact import redact_text, redact_url
 from perfsuite.twilio import MESSAGE_KINDS
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "scenarios.yaml"
-"""The repository's scenarios.yaml (used when no ``--config`` is given)."""
+"""The repository's scenarios.yaml (used when neither ``--config`` nor PERFSUITE_CONFIG names one)."""
 
 
 class _Section(BaseModel):
@@ -730,12 +730,14 @@ def load_config(
 ) -> SuiteConfig:
     """Build the frozen :class:`SuiteConfig`.
 
-    ``path`` is a scenarios.yaml (default: the repository's); ``scenario`` names an overlay under
+    ``path`` is a scenarios.yaml (default: the file PERFSUITE_CONFIG names, as in the docker image, else
+    the repository's); ``scenario`` names an overlay under
     ``scenarios:`` merged onto the defaults; ``overrides`` maps dotted key paths
     (``webhook.concurrent_users``) to values from the command line and wins over both.
     ``environ`` (default ``os.environ``) supplies TWILIO_AUTH_TOKEN and REDIS_URL.
     """
-    source_path = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    env = os.environ if environ is None else environ
+    source_path = Path(path or env.get("PERFSUITE_CONFIG") or DEFAULT_CONFIG_PATH)
     source = str(source_path)
     raw = read_yaml(source_path)
     if "secrets" in raw:
@@ -766,7 +768,6 @@ def load_config(
     for dotted, value in (overrides or {}).items():
         _set_path(merged, dotted, value)
 
-    env = os.environ if environ is None else environ
     secrets = Secrets(
         twilio_auth_token=SecretStr(env["TWILIO_AUTH_TOKEN"]) if env.get("TWILIO_AUTH_TOKEN") else None,
         redis_url=SecretStr(env["REDIS_URL"]) if env.get("REDIS_URL") else None,

@@ -17,6 +17,24 @@ import websocket
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
+SET_INPUT = """(function (name, value) {
+  var el = document.querySelector('[name="' + name + '"]');
+  var proto = el.tagName === 'SELECT' ? HTMLSelectElement.prototype : HTMLInputElement.prototype;
+  Object.getOwnPropertyDescriptor(proto, 'value').set.call(el, value);
+  el.dispatchEvent(new Event(el.tagName === 'SELECT' ? 'change' : 'input', {bubbles: true}));
+  return el.value;
+})"""
+"""JS ``(name, value)``: set a React-controlled input or select as typing would; returns its value."""
+
+CLICK = """(function (text) {
+  var buttons = Array.from(document.querySelectorAll('button'));
+  var button = buttons.find(function (b) { return b.innerText.trim().toUpperCase() === text; });
+  if (!button) { return false; }
+  button.click();
+  return true;
+})"""
+"""JS ``(text)``: click the button whose text is ``text`` (upper case); false when there is none."""
+
 
 class HeadlessChromium:
     """A headless Chromium and a small DevTools-protocol client for its one page."""
@@ -146,3 +164,13 @@ class HeadlessChromium:
 
 
 __all__ = ["CHROMIUM", "HeadlessChromium"]
+
+
+def open_custom_parameters(browser: HeadlessChromium, url: str, timeout_s: float = 20.0) -> None:
+    """Open Locust's web UI at ``url`` and unfold its "Custom parameters" (the suite's options)."""
+    browser.open(url.rstrip("/") + "/")
+    deadline = time.monotonic() + timeout_s
+    while not browser.evaluate(f"{CLICK}('CUSTOM PARAMETERS')"):
+        assert time.monotonic() < deadline, "the web UI did not show its form"
+        time.sleep(0.2)
+    time.sleep(0.3)

@@ -204,6 +204,27 @@ def test_a_users_own_fault_proxy_must_hold_the_named_proxy(tmp_path: object) -> 
     assert reasons["gone"][0] == NOT_RUN and "no fault proxy answers" in reasons["gone"][1]
 
 
+def test_windows_without_api_url_use_the_environments_fault_proxy_for_a_users_bot() -> None:
+    """PERFSUITE_CHAOS_API_URL (docker-compose's chaos-proxy service) is where a user's bot's proxy
+    windows that name no api_url act, at preflight as in the Locust processes; a window naming its
+    own api_url keeps it."""
+    proxy = start_chaos_proxy(proxies=("redis=127.0.0.1:0=127.0.0.1:1",))
+    try:
+        windows = [
+            {"name": "r", "at_s": 5, "duration_s": 2, "driver": "proxy", "target": "redis"},
+            {"name": "own", "at_s": 9, "duration_s": 2, "driver": "proxy", "target": "redis"},
+        ]
+        windows[1]["api_url"] = "http://127.0.0.1:9"
+        config = _config(faults=windows)
+        found = resolve(config, embedded_api_url=None, default_api_url=proxy.url + "/")
+    finally:
+        proxy.stop()
+    assert [w.name for w in found.run] == ["r"] and found.run[0].api_url == proxy.url
+    assert [s.window.name for s in found.skipped] == ["own"]
+    in_locust = windows_to_run(config, {"PERFSUITE_CHAOS_API_URL": proxy.url})
+    assert [w.api_url for w in in_locust] == [proxy.url, "http://127.0.0.1:9"]
+
+
 @pytest.mark.parametrize(
     ("overrides", "named"),
     [

@@ -25,15 +25,30 @@ REPO = Path(__file__).resolve().parent.parent
 SCHEMA = REPO.parent / "shared" / "schemas" / "compose-spec.json"
 
 
-def compose() -> dict[str, Any]:
-    """docker-compose.yml as data."""
-    return yaml.safe_load((REPO / "docker-compose.yml").read_text())
+def compose(name: str = "docker-compose.yml") -> dict[str, Any]:
+    """docker-compose.yml (or another compose file of the repository) as data."""
+    document: dict[str, Any] = yaml.safe_load((REPO / name).read_text())
+    return document
 
 
 @pytest.mark.skipif(not SCHEMA.exists(), reason="compose-spec.json not beside the checkout")
-def test_compose_file_is_valid_by_the_compose_specification() -> None:
-    """The file validates against the Compose Specification JSON schema."""
-    jsonschema.validate(compose(), json.loads(SCHEMA.read_text()))
+@pytest.mark.parametrize("name", ["docker-compose.yml", "docker-compose.headless.yml"])
+def test_compose_file_is_valid_by_the_compose_specification(name: str) -> None:
+    """The file (and the headless variant's) validates against the Compose Specification JSON schema."""
+    jsonschema.validate(compose(name), json.loads(SCHEMA.read_text()))
+
+
+def test_the_headless_master_waits_for_as_many_workers_as_compose_starts() -> None:
+    """docker-compose.headless.yml turns the master into `perfsuite run` waiting for ${WORKERS}
+    workers, the number of worker replicas the main file starts; the result goes to the mounted
+    results directory."""
+    master = compose("docker-compose.headless.yml")["services"]["locust-master"]
+    command = master["command"]
+    assert command[:2] == ["perfsuite", "run"]
+    assert command[command.index("--remote-workers") + 1] == "${WORKERS:-2}"
+    assert compose()["services"]["locust-worker"]["deploy"]["replicas"] == "${WORKERS:-2}"
+    assert any(volume.endswith(":/results") for volume in master["volumes"])
+    assert command[command.index("--output-file") + 1].startswith("/results/")
 
 
 def test_compose_services_cover_the_distributed_setup() -> None:

@@ -18,26 +18,10 @@ import pytest
 
 from perfsuite.collector import CollectorReader
 from perfsuite.embedded import ManagedProcess, free_port, start_demo_bot, start_redis, wait_for_http
-from tests.chromium import CHROMIUM, HeadlessChromium
+from tests.chromium import CHROMIUM, CLICK, SET_INPUT, HeadlessChromium, open_custom_parameters
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed")
-
-SET_INPUT = """(function (name, value) {
-  var el = document.querySelector('[name="' + name + '"]');
-  var proto = el.tagName === 'SELECT' ? HTMLSelectElement.prototype : HTMLInputElement.prototype;
-  Object.getOwnPropertyDescriptor(proto, 'value').set.call(el, value);
-  el.dispatchEvent(new Event(el.tagName === 'SELECT' ? 'change' : 'input', {bubbles: true}));
-  return el.value;
-})"""
-
-CLICK = """(function (text) {
-  var buttons = Array.from(document.querySelectorAll('button'));
-  var button = buttons.find(function (b) { return b.innerText.trim().toUpperCase() === text; });
-  if (!button) { return false; }
-  button.click();
-  return true;
-})"""
 
 
 @pytest.fixture()
@@ -90,12 +74,7 @@ def test_a_test_started_in_the_browser_uses_the_chosen_scenario_and_lands_in_his
     url, redis_url = web_ui
     browser = HeadlessChromium(tmp_path / "profile")
     try:
-        browser.open(url + "/")
-        deadline = time.monotonic() + 20
-        while not browser.evaluate(f"{CLICK}('CUSTOM PARAMETERS')"):
-            assert time.monotonic() < deadline, "the web UI did not show its form"
-            time.sleep(0.2)
-        time.sleep(0.3)
+        open_custom_parameters(browser, url)
         assert browser.evaluate(f"{SET_INPUT}('perfsuiteScenario', 'smoke')") == "smoke"
         assert browser.evaluate(f"{SET_INPUT}('perfsuiteInvalidSignatureRate', '0.3')") == "0.3"
         assert browser.evaluate(f"{SET_INPUT}('perfsuiteRequestsPerUser', '200')") == "200"
