@@ -361,7 +361,9 @@ def _snapshot(client: redis.Redis) -> dict[bytes, tuple[bytes | None, int]]:
     snapshot = {}
     for key in client.scan_iter(count=1000):
         pipe = client.pipeline(transaction=True)
-        pipe.time().pttl(key).dump(key)
+        pipe.time()
+        pipe.pttl(key)
+        pipe.dump(key)
         (seconds, micros), ttl_ms, dump = pipe.execute()
         now_ms = seconds * 1000 + micros // 1000
         snapshot[key] = (dump, now_ms + ttl_ms if ttl_ms >= 0 else -1)
