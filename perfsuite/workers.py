@@ -272,6 +272,26 @@ class WorkerWatch:
                 lost=tracked.lost_at_s is not None,
             )
 
+    def wait_for_quit(self, timeout_s: float) -> bool:
+        """Wait (cooperatively) until every worker told to quit has done so (its "quit" message, which
+        it sends after its final stats report, took it off the master's list), at most ``timeout_s``
+        seconds; lost (missing) workers are not waited for. Whether all did."""
+        from locust.runners import STATE_MISSING
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            waiting = [c.id for c in self.environment.runner.clients.values() if c.state != STATE_MISSING]
+            if not waiting:
+                return True
+            if time.monotonic() >= deadline:
+                logger.warning(
+                    "workers %s did not quit in %.0f s: Locust's own total may lack their last requests",
+                    ", ".join(waiting),
+                    timeout_s,
+                )
+                return False
+            gevent.sleep(0.05)
+
     def lost_load(self) -> tuple[int, int]:
         """``(users, reported requests)`` of the workers lost in the current test: the users that will
         not send again (Locust does not give them to others, unless rebalancing) and what the master
@@ -323,6 +343,39 @@ class WorkerWatch:
     def stop(self) -> None:
         """Stop polling."""
         self._greenlet.kill(block=False)
+
+
+LAST_QUIT_WAIT_S = 3.0
+"""How long, past its users' stop timeout, a quitting master waits for its workers to quit."""
+
+
+def _quit_after_the_last_reports(runner: Any, watch: WorkerWatch) -> None:
+    """Make the master's quit wait for every worker's final stats report, not 0.5 s.
+
+    A headless test ends with ``MasterRunner.quit``: it tells the workers to quit and waits 0.5 s
+    for their final reports, which a worker sends once its users have stopped, so as long as their
+    requests take. With a slow target the master was gone by then: Locust's total lacked the
+    requests in flight at the end (110 of 140 with a 900 ms bot) and the collector check said
+    DISAGREE. (Stopping first does not help: Locust discards the reports of a worker that said it
+    stopped.) This is Locust's quit waiting instead until every worker told to quit has quit (a
+    worker's "quit" message follows its final report), at most the users' stop timeout plus
+    :data:`LAST_QUIT_WAIT_S`; lost workers are not waited for. Called from the master's message
+    listener itself (its last worker quit), it does not wait: nothing would be received meanwhile.
+    """
+    from locust.rpc import Message
+
+    listeners = [g for g in runner.greenlet if getattr(g, "_run", None) == runner.client_listener]
+    listener = listeners[0] if listeners else None
+
+    def quit() -> None:
+        runner.stop(send_stop_to_client=False)
+        for client in runner.clients.all:
+            runner.server.send_to_client(Message("quit", None, client.id))
+        if gevent.getcurrent() is not listener:  # the listener must go on receiving what we wait for
+            watch.wait_for_quit((runner.environment.stop_timeout or 0) + LAST_QUIT_WAIT_S)
+        runner.greenlet.kill(block=True)
+
+    runner.quit = quit
 
 
 def worker_watch_of(environment: Any) -> WorkerWatch | None:
@@ -457,6 +510,7 @@ def install_worker_health(
     if isinstance(environment.runner, MasterRunner):
         watch = WorkerWatch(environment, writer_getter, poll_interval_s=poll_interval_s)
         environment.perfsuite_worker_watch = watch
+        _quit_after_the_last_reports(environment.runner, watch)
         return watch
     return WorkerHealthSampler(
         environment, writer_getter, max_cpu_percent=max_cpu_percent, sample_interval_s=sample_interval_s

@@ -202,3 +202,25 @@ def test_master_and_workers_split_the_rate(redis_url: str, tmp_path: Path) -> No
     )  # both workers monitored, not the master
     starts = CollectorReader(redis_url).load("arrival-distributed").marks("arrival_start")
     assert sorted(starts["slot"].astype(int)) == [0, 1] and set(starts["slots"].astype(int)) == {2}
+
+
+@pytest.mark.slow
+def test_a_distributed_time_bounded_run_counts_the_requests_in_flight_at_its_end(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """A master and two workers, the closed model bounded by --run-time, against a target that takes
+    700 ms per request: users are in their requests when the time is up. Locust's own total still
+    holds them (the master stops the test and waits for the workers' last reports before it quits;
+    it used to quit after 0.5 s and miss them), so it equals the collector's and the run is exact."""
+    target = TargetProcess(700)
+    config = QUIET_TRAFFIC + "webhook:\n  enable_burst_testing: false\n"
+    try:
+        result, _ = perfsuite_run(
+            redis_url, target.url, tmp_path, config, "--workers", "2", "--users", "10", "--ramp-up", "1",
+            "--run-time", "4",
+        )  # fmt: skip
+    finally:
+        target.stop()
+    collector = result["collector"]
+    assert collector["requests"] == collector["locust_requests"] > 20, collector
+    assert collector["exact"] and result["exit_code"] == 0, collector
