@@ -27,13 +27,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel
 
 from perfsuite.collect import Collected, collect
 from perfsuite.collector import RunData, new_run_id
 from perfsuite.config import SuiteConfig
+from perfsuite.correction import Correction
 from perfsuite.errors import CollectorLost, NothingMeasured
 from perfsuite.grading import Check
 from perfsuite.intervals import Selection
@@ -43,6 +44,16 @@ from perfsuite.sections import Section
 from perfsuite.services import STATE_DIR
 
 logger = logging.getLogger(__name__)
+
+
+class LiveMetrics(Protocol):
+    """What the skeleton tells a live metrics endpoint (``perfsuite.metrics.endpoint``)."""
+
+    def follow(self, run_id: str, correction: Correction, host: str | None = None) -> None:
+        """Run ``run_id`` starts (``host``: the bot's base URL, for its backlog)."""
+
+    def finished(self, run_id: str) -> None:
+        """Run ``run_id``'s data is final (read back for its report)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +72,8 @@ class RunOptions:
     verbose: bool = False
     run_id: str | None = None
     state_dir: Path = STATE_DIR
+    metrics: LiveMetrics | None = None
+    """The live metrics endpoint (``--metrics-port``) that serves each run while it goes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +168,11 @@ class TestType(ABC):
     def selection(self, result: RunResult) -> Selection:
         """Which of the run's cells are the test's requests (for intervals and charts)."""
         return Selection(good_outcomes=self.good_outcomes)
+
+    def latency_correction(self, config: SuiteConfig) -> Correction:
+        """How this test corrects its latency for coordinated omission (the report's and the live
+        metrics' ``corrected``; default: it does not)."""
+        return Correction.none()
 
     def describe(self) -> str:
         """One line for ``--help`` and error messages."""
@@ -294,6 +312,9 @@ def run_job(
             master_port=options.master_port,
             log_dir=options.state_dir / "logs",
         )
+        if options.metrics is not None:
+            host = prepared.locust_host if prepared.target.kind == "http" else None
+            options.metrics.follow(run_id, test_type.latency_correction(config), host)
         outcome = run_locust(job, timeout_s=prepared.timeout_s, verbose=options.verbose)
         observed = test_type.observe(config, prepared, outcome, run_id)
         try:
@@ -302,11 +323,14 @@ def run_job(
             if outcome.interrupted:  # stopped before Locust registered the run: nothing was lost
                 raise NothingMeasured(f"run {run_id} was stopped before it had results") from None
             raise
+        if options.metrics is not None:
+            options.metrics.finished(run_id)
     result = build_result(test_type, config, prepared, collected, observed, outcome)
     return store(result, collected.data) if store is not None else result
 
 
 __all__ = [
+    "LiveMetrics",
     "Metric",
     "Prepared",
     "RunOptions",
