@@ -129,7 +129,7 @@ def following(
     redis_url: str, run_id: str, correction: Correction | None = None, **settings: object
 ) -> Iterator[MetricsEndpoint]:
     """An endpoint on a free loopback port following ``run_id``; closed at the end (no linger)."""
-    config = MetricsConfig(port=0, **settings)  # type: ignore[arg-type]
+    config = MetricsConfig(port=0, **settings)
     endpoint = MetricsEndpoint(config, redis_url, PREFIX).start()
     endpoint.follow(run_id, correction or Correction.none())
     try:
