@@ -30,9 +30,7 @@ from prometheus_client.core import (
 from perfsuite.collector.batch import OUTCOMES
 from perfsuite.collector.histogram import (
     HIGHEST_EQUIVALENT_US,
-    MEDIAN_EQUIVALENT_US,
     IntArray,
-    LatencyHistogram,
 )
 from perfsuite.collector.histogram_table import GroupStats
 from perfsuite.marks import Stage
@@ -86,11 +84,6 @@ def bucket_counts(dense: IntArray) -> list[tuple[str, float]]:
     return [*((f"{bound:g}", count) for bound, count in zip(BUCKETS_S, counts, strict=True)), ("+Inf", total)]
 
 
-def sum_seconds(dense: IntArray) -> float:
-    """The histogram's ``_sum``: its values at their HDR bucket middles, added up (seconds)."""
-    return float(np.dot(dense.astype(np.float64), MEDIAN_EQUIVALENT_US.astype(np.float64))) / 1e6
-
-
 def _add_quantiles(family: GaugeMetricFamily, stats: GroupStats, group: int, labels: list[str]) -> None:
     if not stats.count[group]:
         return
@@ -98,13 +91,6 @@ def _add_quantiles(family: GaugeMetricFamily, stats: GroupStats, group: int, lab
         value = float(stats.percentiles_us[percentile][group])
         if not math.isnan(value):
             family.add_metric([*labels, _q(percentile)], _seconds(value))
-
-
-def _quantiles_of(histogram: LatencyHistogram) -> list[tuple[str, float]]:
-    if not histogram.count:
-        return []
-    values = histogram.percentiles_us(QUANTILES)
-    return [(_q(p), _seconds(values[p])) for p in QUANTILES]
 
 
 def run_families(run: LiveRun) -> Iterator[Metric]:
@@ -131,7 +117,7 @@ def run_families(run: LiveRun) -> Iterator[Metric]:
             yield GaugeMetricFamily("perfsuite_run_start_time_seconds", "When the run started (epoch).", at)
         except ValueError:
             pass
-    keys, stats, total = run.run_stats()
+    keys, stats, _ = run.run_stats()
     requests = CounterMetricFamily(
         "perfsuite_requests",
         "Requests by outcome (success, rejected: an expected refusal, backpressure, failure).",
@@ -148,7 +134,7 @@ def run_families(run: LiveRun) -> Iterator[Metric]:
         totals = run.endpoints[key]
         for outcome, count in zip(OUTCOMES, totals.outcomes.tolist(), strict=True):
             requests.add_metric([*names, outcome], count)
-        histogram.add_metric(names, bucket_counts(totals.rt), sum_seconds(totals.rt))
+        histogram.add_metric(names, bucket_counts(totals.rt), totals.sum_us / 1e6)
     yield requests
     yield histogram
     window = run.window_stats(keys)
@@ -178,46 +164,39 @@ def run_families(run: LiveRun) -> Iterator[Metric]:
     yield rate
     yield per_endpoint
     yield overall
-    yield from _corrected(run, total)
+    yield from _corrected(run)
 
 
-def _corrected(run: LiveRun, total: IntArray) -> Iterator[Metric]:
+def _corrected(run: LiveRun) -> Iterator[Metric]:
     """Coordinated-omission-corrected latency, as the report computes it (:mod:`perfsuite.correction`)."""
-    kind = run.correction.kind
-    if kind == "none":
+    figures = run.corrected()
+    if figures is None:
         return
     family = GaugeMetricFamily(
         "perfsuite_latency_corrected_seconds",
-        f"Latency percentiles corrected for coordinated omission ({kind}; the report's 'corrected').",
+        f"Latency percentiles corrected for coordinated omission ({run.correction.kind}; the report's "
+        "'corrected').",
         labels=["quantile"],
     )
-    measured = LatencyHistogram.from_sparse(*_sparse(total if kind == "intended-start" else run.steady))
-    corrected, interval_ms = run.correction.apply(measured)
-    for quantile, value in _quantiles_of(corrected):
-        if kind == "hdr-expected-interval":  # never below the measured figure (the report's rule)
-            value = max(value, _seconds(measured.percentile_us(float(quantile) * 100)))
-        family.add_metric([quantile], value)
+    for percentile, value_us in figures.percentiles_us.items():
+        # never below the same requests as measured (the report's rule)
+        family.add_metric([_q(percentile)], _seconds(max(value_us, figures.measured_us.get(percentile, 0))))
     yield family
-    if interval_ms is not None:
+    if figures.expected_interval_ms is not None:
         yield GaugeMetricFamily(
             "perfsuite_latency_expected_interval_seconds",
             "Closed model: the expected interval of HDR's correction (mean think time + median latency).",
-            interval_ms / 1000,
+            figures.expected_interval_ms / 1000,
         )
-    if run.uncorrected is not None:
+    if figures.uncorrected_us is not None:
         uncorrected = GaugeMetricFamily(
             "perfsuite_latency_uncorrected_seconds",
             "Open model: latency percentiles from each request's actual send (not corrected).",
             labels=["quantile"],
         )
-        for quantile, value in _quantiles_of(LatencyHistogram.from_sparse(*_sparse(run.uncorrected))):
-            uncorrected.add_metric([quantile], value)
+        for percentile, value_us in figures.uncorrected_us.items():
+            uncorrected.add_metric([_q(percentile)], _seconds(value_us))
         yield uncorrected
-
-
-def _sparse(dense: IntArray) -> tuple[IntArray, IntArray]:
-    nonzero = np.flatnonzero(dense)
-    return nonzero.astype(np.int64), dense[nonzero]
 
 
 def progress_families(run: LiveRun) -> Iterator[Metric]:
@@ -381,4 +360,4 @@ def endpoint_families(run: LiveRun | None, extras: Extras) -> Iterator[Metric]:
         yield readable
 
 
-__all__ = ["BUCKETS_S", "RUN_WINDOW", "Extras", "bucket_counts", "endpoint_families", "label", "sum_seconds"]
+__all__ = ["BUCKETS_S", "RUN_WINDOW", "Extras", "bucket_counts", "endpoint_families", "label"]

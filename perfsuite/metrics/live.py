@@ -27,7 +27,13 @@ import numpy as np
 from perfsuite.arrival import UNCORRECTED_METRIC
 from perfsuite.collector.batch import OUTCOMES, decode_batch
 from perfsuite.collector.client import RedisLike, redis_client
-from perfsuite.collector.histogram import COUNTS_LEN, IntArray, decode_many
+from perfsuite.collector.histogram import (
+    COUNTS_LEN,
+    MEDIAN_EQUIVALENT_US,
+    IntArray,
+    LatencyHistogram,
+    decode_many,
+)
 from perfsuite.collector.histogram_table import GroupStats, HistogramTable
 from perfsuite.collector.keys import batch_field, batches_key, meta_key, parse_batch_field, writers_key
 from perfsuite.correction import Correction
@@ -49,6 +55,9 @@ SILENT_WRITER_S = 3.0
 """A writer that brought no batch for this long (seconds) no longer holds back the recent window's
 end (a lost worker)."""
 
+META_FIELDS: tuple[str, ...] = ("status", "test_type", "scenario", "host", "started_at")
+"""The run's metadata fields read at each refresh (not its configuration snapshot)."""
+
 Key = tuple[str, str]
 
 
@@ -64,6 +73,8 @@ class EndpointTotals:
     """Counts in :data:`~perfsuite.collector.OUTCOMES` order."""
     rt: IntArray = field(default_factory=_empty)
     """Dense HDR counts of the latency (``rt``)."""
+    sum_us: float = 0.0
+    """Its values at their HDR bucket middles, added up (the histogram's ``_sum``, HDR's mean)."""
 
 
 @dataclass(slots=True)
@@ -132,16 +143,17 @@ class LiveRun:
         """Grows with every batch folded (caches key on it)."""
         self._recent: dict[int, _Recent] = {}
         self._seen: set[str] = set()
+        self._corrected: tuple[int, Corrected] | None = None
 
     # ---------------------------------------------------------------- reading
 
     def refresh(self, sweep: bool = False) -> int:
         """Read what is new (with ``sweep``, every batch field is checked); batches folded."""
         pipe = self._client.pipeline(transaction=False)
-        pipe.hgetall(self._meta_key)
+        pipe.hmget(self._meta_key, META_FIELDS)
         pipe.hgetall(self._writers_key)
         raw_meta, raw_records = pipe.execute()
-        self.meta = {_text(k): _text(v) for k, v in raw_meta.items()}
+        self.meta = {name: _text(v) for name, v in zip(META_FIELDS, raw_meta, strict=True) if v is not None}
         for writer_id, value in raw_records.items():
             state = self.writers.setdefault(_text(writer_id), WriterState())
             try:
@@ -259,6 +271,7 @@ class LiveRun:
                 continue
             index, values = sparse
             totals.rt[index] += values
+            totals.sum_us += float(np.dot(values, MEDIAN_EQUIVALENT_US[index]))
             in_steady = burst is None or second < burst
             if in_steady:
                 self.steady[index] += values
@@ -326,48 +339,82 @@ class LiveRun:
         """The endpoints (sorted), their whole-run statistics with one more group for every request
         together (the last), and the dense counts of that last group."""
         keys = sorted(self.endpoints)
-        total = _empty()
-        groups, indexes, counts = [], [], []
+        rows = np.zeros((len(keys) + 1, COUNTS_LEN), np.int64)
         for group, key in enumerate(keys):
-            dense = self.endpoints[key].rt
-            total += dense
-            nonzero = np.flatnonzero(dense)
-            groups.append(np.full(nonzero.size, group, np.int64))
-            indexes.append(nonzero)
-            counts.append(dense[nonzero])
-        nonzero = np.flatnonzero(total)
-        groups.append(np.full(nonzero.size, len(keys), np.int64))
-        indexes.append(nonzero)
-        counts.append(total[nonzero])
-        table = HistogramTable.from_entries(
-            np.concatenate(groups), np.concatenate(indexes), np.concatenate(counts), len(keys) + 1
-        )
-        return keys, table.stats(QUANTILES), total
+            rows[group] = self.endpoints[key].rt
+        rows[-1] = rows[:-1].sum(axis=0)
+        return keys, _table(rows).stats(QUANTILES), rows[-1]
 
     def window_stats(self, keys: list[Key]) -> GroupStats:
         """Statistics over the recent window (``window_s`` seconds up to :meth:`end_second`) of each of
         ``keys``, then every request together (the last group)."""
         end = self.end_second()
         position = {key: group for group, key in enumerate(keys)}
-        total_group = len(keys)
-        groups, indexes, counts = [], [], []
+        rows = np.zeros((len(keys) + 1, COUNTS_LEN), np.int64)
         if end is not None:
             for second in range(end - self.window_s + 1, end + 1):
                 recent = self._recent.get(second)
-                if recent is None:
-                    continue
-                for key, pieces in recent.entries.items():
+                for key, pieces in recent.entries.items() if recent is not None else ():
+                    row = rows[position.get(key, len(keys))]
                     for index, values in pieces:
-                        for group in (position.get(key, total_group), total_group):
-                            groups.append(np.full(index.size, group, np.int64))
-                            indexes.append(index)
-                            counts.append(values)
-        if not groups:
-            return HistogramTable.empty(total_group + 1).stats(QUANTILES)
-        table = HistogramTable.from_entries(
-            np.concatenate(groups), np.concatenate(indexes), np.concatenate(counts), total_group + 1
-        )
-        return table.stats(QUANTILES)
+                        row[index] += values
+        if len(keys):
+            rows[-1] = rows[:-1].sum(axis=0)
+        return _table(rows).stats(QUANTILES)
+
+    def corrected(self) -> Corrected | None:
+        """The latency corrected for coordinated omission as the report does (None: the test does not
+        correct), computed once per new data."""
+        if self.correction.kind == "none":
+            return None
+        if self._corrected is None or self._corrected[0] != self.version:
+            dense = self.steady if self.correction.kind == "hdr-expected-interval" else self.total_rt()
+            measured = LatencyHistogram.from_sparse(*_sparse(dense))
+            corrected, interval_ms = self.correction.apply(measured)
+            uncorrected = None
+            if self.uncorrected is not None:
+                uncorrected = LatencyHistogram.from_sparse(*_sparse(self.uncorrected)).percentiles_us(
+                    QUANTILES
+                )
+            figures = Corrected(
+                corrected.percentiles_us(QUANTILES) if corrected.count else {},
+                measured.percentiles_us(QUANTILES) if measured.count else {},
+                interval_ms,
+                uncorrected,
+            )
+            self._corrected = (self.version, figures)
+        return self._corrected[1]
+
+    def total_rt(self) -> IntArray:
+        """Dense counts of every request's latency."""
+        total = _empty()
+        for totals in self.endpoints.values():
+            total += totals.rt
+        return total
+
+
+@dataclass(frozen=True, slots=True)
+class Corrected:
+    """Coordinated-omission-corrected percentiles (us, by percentile) and what they came from."""
+
+    percentiles_us: dict[float, int]
+    measured_us: dict[float, int]
+    """The same requests as measured (a corrected figure is never reported below it)."""
+    expected_interval_ms: float | None
+    uncorrected_us: dict[float, int] | None
+    """Open model: from each request's actual send."""
+
+
+def _sparse(dense: IntArray) -> Sparse:
+    nonzero = np.flatnonzero(dense)
+    return nonzero.astype(np.int64), dense[nonzero]
+
+
+def _table(rows: IntArray) -> HistogramTable:
+    """A table of one group per row of dense counts (entries come out sorted and unique)."""
+    flat = rows.ravel()
+    key = np.flatnonzero(flat)
+    return HistogramTable(key // COUNTS_LEN, key % COUNTS_LEN, flat[key], rows.shape[0])
 
 
 def _per_item(encoded: list[str], items: list[int]) -> dict[int, Sparse]:
@@ -388,4 +435,12 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-__all__ = ["MAX_ENDPOINTS", "OTHER_NAME", "QUANTILES", "EndpointTotals", "LiveRun", "WriterState"]
+__all__ = [
+    "MAX_ENDPOINTS",
+    "OTHER_NAME",
+    "QUANTILES",
+    "Corrected",
+    "EndpointTotals",
+    "LiveRun",
+    "WriterState",
+]
