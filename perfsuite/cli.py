@@ -4,14 +4,14 @@ Verbs:
 
   perfsuite run [--test-type webhook|redis|capacity|baseline|all] [--output-file F] [--html-file F]
                 [--junit-file F] [--baseline-run ID | --baseline-file F] [--abort-on critical|warning]
-                [--repeat N] ...
+                [--repeat N] [--metrics-port P] ...
   perfsuite runs list [--limit N] [--test-type T] [--format text|json]
   perfsuite runs trend --metric KEY [--test-type T] [--target T] [--scenario S] [--limit N]
                 [--format text|json]
   perfsuite compare BASELINE CURRENT [--no-history] [--format text|json|html|junit] [--output-file F]
   perfsuite report RUN [--format text|json|html|junit] [--output-file F]
   perfsuite worker --master HOST [--master-port P] [--test-type T]
-  perfsuite web [--test-type T] [--host URL] [--master] [--web-port P]
+  perfsuite web [--test-type T] [--host URL] [--master] [--web-port P] [--metrics-port P]
   perfsuite probe --host URL [--path P] [--public-url U]
   perfsuite chaos-proxy [--listen HOST:PORT] [--proxy NAME=LISTEN=UPSTREAM]... [--config FILE]
 

@@ -45,7 +45,7 @@ from perfsuite.collector.keys import runs_key, writers_key
 from perfsuite.config import MetricsConfig
 from perfsuite.correction import Correction
 from perfsuite.errors import ConfigError
-from perfsuite.metrics.exposition import Extras, endpoint_families
+from perfsuite.metrics.exposition import Extras, data_families, data_key, endpoint_families
 from perfsuite.metrics.live import LiveRun
 
 logger = logging.getLogger(__name__)
@@ -133,6 +133,7 @@ class MetricsEndpoint:
         self._run_score = float("-inf")
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self._cached: tuple[tuple[object, ...], list[Metric]] | None = None
         self.scrapes = 0
         """Scrapes served so far."""
 
@@ -264,7 +265,13 @@ class MetricsEndpoint:
                 backlog=dict(poller.depths) if poller else {},
                 backlog_readable=dict(poller.readable) if poller else {},
             )
-            return list(endpoint_families(self._run, extras))
+            data = None
+            if self._run is not None:
+                key = data_key(self._run)
+                if self._cached is None or self._cached[0] != key:  # new data since the last scrape
+                    self._cached = (key, data_families(self._run))
+                data = self._cached[1]
+            return list(endpoint_families(self._run, extras, data))
 
     # ---------------------------------------------------------------- closing
 

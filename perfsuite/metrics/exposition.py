@@ -318,24 +318,38 @@ def _stage_families(run: LiveRun) -> Iterator[Metric]:
         yield fired
 
 
-def endpoint_families(run: LiveRun | None, extras: Extras) -> Iterator[Metric]:
-    """Everything the endpoint serves: the followed run's families (none before a run), the bot's
-    backlog, the collector's state."""
+def data_families(run: LiveRun) -> list[Metric]:
+    """The families that change only with the run's data (the endpoint keeps them while nothing new
+    arrived: see :func:`data_key`)."""
+    families = [*run_families(run), *progress_families(run)]
+    writers = GaugeMetricFamily(
+        "perfsuite_collector_writers", "Collector writers by state.", labels=["state"]
+    )
+    closed = sum(1 for state in run.writers.values() if state.closed)
+    writers.add_metric(["open"], len(run.writers) - closed)
+    writers.add_metric(["closed"], closed)
+    families.append(writers)
+    return families
+
+
+def data_key(run: LiveRun) -> tuple[object, ...]:
+    """What :func:`data_families` depends on: equal keys, equal families."""
+    closed = tuple(sorted((writer_id, state.closed) for writer_id, state in run.writers.items()))
+    return (run.run_id, run.version, run.end_second(), tuple(sorted(run.meta.items())), closed)
+
+
+def endpoint_families(
+    run: LiveRun | None, extras: Extras, data: list[Metric] | None = None
+) -> Iterator[Metric]:
+    """Everything the endpoint serves: the followed run's families (``data``: already computed; none
+    before a run), the bot's backlog, the collector's state."""
     yield GaugeMetricFamily(
         "perfsuite_collector_up",
         "1 when the last read of the collector's Redis succeeded.",
         int(extras.collector_up),
     )
     if run is not None:
-        yield from run_families(run)
-        yield from progress_families(run)
-        writers = GaugeMetricFamily(
-            "perfsuite_collector_writers", "Collector writers by state.", labels=["state"]
-        )
-        closed = sum(1 for state in run.writers.values() if state.closed)
-        writers.add_metric(["open"], len(run.writers) - closed)
-        writers.add_metric(["closed"], closed)
-        yield writers
+        yield from data if data is not None else data_families(run)
         end = run.end_second()
         if end is not None and run.running:
             yield GaugeMetricFamily(
@@ -360,4 +374,13 @@ def endpoint_families(run: LiveRun | None, extras: Extras) -> Iterator[Metric]:
         yield readable
 
 
-__all__ = ["BUCKETS_S", "RUN_WINDOW", "Extras", "bucket_counts", "endpoint_families", "label"]
+__all__ = [
+    "BUCKETS_S",
+    "RUN_WINDOW",
+    "Extras",
+    "bucket_counts",
+    "data_families",
+    "data_key",
+    "endpoint_families",
+    "label",
+]
