@@ -220,6 +220,12 @@ def report(results: dict[str, list[Measure]], scrapes: list[Scraper], args: argp
             f"{title:<44}{_median_span(off, form.format):>22}{_median_span(on, form.format):>22}"
             f"{_median_span(ratios, '{:.3f}'.format):>22}"
         )
+    idle = statistics.median(a.extra["perfsuite_cpu_s"] for a, _ in pairs)
+    shares = [(b.extra["perfsuite_cpu_s"] - idle) / b.cpu_s for _, b in pairs]
+    print(
+        f"\nthe endpoint's CPU (perfsuite process, on - off's median) over the Locust processes' CPU, same "
+        f"round: {_median_span([100 * x for x in shares], '{:.2f}%'.format)}"
+    )
     seconds = [s for scraper in scrapes for s in scraper.seconds]
     if seconds:
         p95 = sorted(seconds)[int(len(seconds) * 0.95)]

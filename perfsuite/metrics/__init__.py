@@ -49,8 +49,9 @@ The bot and the collector
 The figures trail the load by the collector's flush (1-2 s). After the run the endpoint serves the
 final figures for ``metrics.linger_s`` (default 5 s), then closes.
 
-Modules: ``live`` (one run read incrementally from Redis), ``progress`` (what its marks say),
-``exposition`` (the metric families), ``endpoint`` (the server).
+Modules: ``live`` (one run read incrementally from Redis), ``recent`` (its last seconds, for the
+recent window), ``progress`` (what its marks say), ``exposition`` (the metric families),
+``endpoint`` (the server).
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ from perfsuite.collector.histogram_table import GroupStats, HistogramTable
 from perfsuite.collector.keys import batch_field, batches_key, meta_key, parse_batch_field, writers_key
 from perfsuite.correction import Correction
 from perfsuite.metrics.progress import RunProgress
+from perfsuite.metrics.recent import Key, RecentSeconds, Sparse
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +58,6 @@ end (a lost worker)."""
 
 META_FIELDS: tuple[str, ...] = ("status", "test_type", "scenario", "host", "started_at")
 """The run's metadata fields read at each refresh (not its configuration snapshot)."""
-
-Key = tuple[str, str]
 
 
 def _empty() -> IntArray:
@@ -92,19 +91,6 @@ class WriterState:
     declared_batches: int = 0
 
 
-Sparse = tuple[IntArray, IntArray]
-"""A histogram's non-empty buckets: (indexes ascending, counts)."""
-
-
-@dataclass(slots=True)
-class _Recent:
-    """One second's histograms by endpoint, kept for :attr:`LiveRun.horizon_s`."""
-
-    entries: dict[Key, list[Sparse]] = field(default_factory=dict)
-    steady: list[Sparse] = field(default_factory=list)
-    """The pieces of this second counted in :attr:`LiveRun.steady` (taken out if a burst began)."""
-
-
 class LiveRun:
     """One run's figures so far (see the module docstring). Not thread-safe: one caller at a time."""
 
@@ -122,8 +108,6 @@ class LiveRun:
     ) -> None:
         self.run_id = run_id
         self.window_s = int(window_s)
-        self.horizon_s = self.window_s + 60
-        """Seconds of per-second histograms kept (the window, and a late burst mark's margin)."""
         self.correction = correction or Correction.none()
         self._client = redis_client(client)
         self._meta_key = meta_key(key_prefix, run_id)
@@ -141,7 +125,7 @@ class LiveRun:
         self.bad_batches = 0
         self.version = 0
         """Grows with every batch folded (caches key on it)."""
-        self._recent: dict[int, _Recent] = {}
+        self._recent = RecentSeconds(self.window_s + 60)  # the window, and a late burst mark's margin
         self._seen: set[str] = set()
         self._corrected: tuple[int, Corrected] | None = None
 
@@ -258,7 +242,7 @@ class LiveRun:
             for index, counts in _per_item(uncorrected, uncorrected_of).values():
                 self.uncorrected[index] += counts
         burst = self.progress.burst_second
-        oldest_kept = self._end_second_hint() - self.horizon_s
+        newest = self._end_second_hint()
         for position, cell in enumerate(cells):
             second = int(cell["s"])
             key, totals = self._endpoint(str(cell["t"]), str(cell["n"]))
@@ -275,30 +259,18 @@ class LiveRun:
             in_steady = burst is None or second < burst
             if in_steady:
                 self.steady[index] += values
-            if second >= oldest_kept:
-                recent = self._recent.setdefault(second, _Recent())
-                recent.entries.setdefault(key, []).append(sparse)
-                if in_steady:
-                    recent.steady.append(sparse)
-        self._prune()
+            self._recent.add(second, key, sparse, steady=in_steady, newest=newest)
+        self._recent.prune(self._end_second_hint())
 
     def _leave_burst_out(self, burst: int) -> None:
         """The burst began at ``burst``: its seconds and later leave the steady stage (those read
         before its mark arrived)."""
-        for second, recent in self._recent.items():
-            if second >= burst:
-                for index, values in recent.steady:
-                    self.steady[index] -= values
-                recent.steady.clear()
+        for index, values in self._recent.take_steady_from(burst):
+            self.steady[index] -= values
 
     def _end_second_hint(self) -> int:
         seconds = [w.last_second for w in self.writers.values() if w.last_second is not None]
         return max(seconds) if seconds else 0
-
-    def _prune(self) -> None:
-        oldest = self._end_second_hint() - self.horizon_s
-        for second in [s for s in self._recent if s < oldest]:
-            del self._recent[second]
 
     # ---------------------------------------------------------------- figures
 
@@ -348,19 +320,7 @@ class LiveRun:
     def window_stats(self, keys: list[Key]) -> GroupStats:
         """Statistics over the recent window (``window_s`` seconds up to :meth:`end_second`) of each of
         ``keys``, then every request together (the last group)."""
-        end = self.end_second()
-        position = {key: group for group, key in enumerate(keys)}
-        rows = np.zeros((len(keys) + 1, COUNTS_LEN), np.int64)
-        if end is not None:
-            for second in range(end - self.window_s + 1, end + 1):
-                recent = self._recent.get(second)
-                for key, pieces in recent.entries.items() if recent is not None else ():
-                    row = rows[position.get(key, len(keys))]
-                    for index, values in pieces:
-                        row[index] += values
-        if len(keys):
-            rows[-1] = rows[:-1].sum(axis=0)
-        return _table(rows).stats(QUANTILES)
+        return _table(self._recent.window(keys, self.end_second(), self.window_s)).stats(QUANTILES)
 
     def corrected(self) -> Corrected | None:
         """The latency corrected for coordinated omission as the report does (None: the test does not
