@@ -184,7 +184,7 @@ def test_linger_serves_the_final_figures_then_releases_the_port(redis_url: str) 
     """Closing waits out ``linger_s`` after the run became final, serving its totals meanwhile; then
     nothing listens on the port, and the next endpoint can take it again."""
     recorded = record_run(redis_url, "run-linger")
-    endpoint = MetricsEndpoint(MetricsConfig(port=0, linger_s=2.0), redis_url, PREFIX).start()
+    endpoint = MetricsEndpoint(MetricsConfig(port=0, linger_s=3.0), redis_url, PREFIX).start()
     endpoint.follow("run-linger", Correction.none())
     close_run(redis_url, recorded)
     endpoint.finished("run-linger")

@@ -128,6 +128,8 @@ class LiveRun:
         self._recent = RecentSeconds(self.window_s + 60)  # the window, and a late burst mark's margin
         self._seen: set[str] = set()
         self._corrected: tuple[int, Corrected] | None = None
+        self._span = (COUNTS_LEN, 0)
+        """The bucket indexes any latency landed in so far: [first, last + 1)."""
 
     # ---------------------------------------------------------------- reading
 
@@ -254,6 +256,7 @@ class LiveRun:
             if sparse is None:
                 continue
             index, values = sparse
+            self._span = (min(self._span[0], int(index[0])), max(self._span[1], int(index[-1]) + 1))
             totals.rt[index] += values
             totals.sum_us += float(np.dot(values, MEDIAN_EQUIVALENT_US[index]))
             in_steady = burst is None or second < burst
@@ -307,20 +310,23 @@ class LiveRun:
         seconds = [w.last_second for w in self.writers.values() if w.last_second is not None]
         return max(seconds) if seconds else None
 
-    def run_stats(self) -> tuple[list[Key], GroupStats, IntArray]:
-        """The endpoints (sorted), their whole-run statistics with one more group for every request
-        together (the last), and the dense counts of that last group."""
+    def run_stats(self) -> tuple[list[Key], GroupStats]:
+        """The endpoints (sorted) and their whole-run statistics, with one more group for every
+        request together (the last)."""
         keys = sorted(self.endpoints)
-        rows = np.zeros((len(keys) + 1, COUNTS_LEN), np.int64)
+        low, high = self._span
+        rows = np.zeros((len(keys) + 1, max(high - low, 0)), np.int64)
         for group, key in enumerate(keys):
-            rows[group] = self.endpoints[key].rt
+            rows[group] = self.endpoints[key].rt[low:high]
         rows[-1] = rows[:-1].sum(axis=0)
-        return keys, _table(rows).stats(QUANTILES), rows[-1]
+        return keys, _table(rows, low).stats(QUANTILES)
 
     def window_stats(self, keys: list[Key]) -> GroupStats:
         """Statistics over the recent window (``window_s`` seconds up to :meth:`end_second`) of each of
         ``keys``, then every request together (the last group)."""
-        return _table(self._recent.window(keys, self.end_second(), self.window_s)).stats(QUANTILES)
+        low, high = self._span
+        rows = self._recent.window(keys, self.end_second(), self.window_s, low, high)
+        return _table(rows, low).stats(QUANTILES)
 
     def corrected(self) -> Corrected | None:
         """The latency corrected for coordinated omission as the report does (None: the test does not
@@ -370,11 +376,15 @@ def _sparse(dense: IntArray) -> Sparse:
     return nonzero.astype(np.int64), dense[nonzero]
 
 
-def _table(rows: IntArray) -> HistogramTable:
-    """A table of one group per row of dense counts (entries come out sorted and unique)."""
+def _table(rows: IntArray, low: int) -> HistogramTable:
+    """A table of one group per row of dense counts of the buckets from ``low`` on (its entries come
+    out sorted and unique)."""
+    width = rows.shape[1]
+    if not width:
+        return HistogramTable.empty(rows.shape[0])
     flat = rows.ravel()
     key = np.flatnonzero(flat)
-    return HistogramTable(key // COUNTS_LEN, key % COUNTS_LEN, flat[key], rows.shape[0])
+    return HistogramTable(key // width, key % width + low, flat[key], rows.shape[0])
 
 
 def _per_item(encoded: list[str], items: list[int]) -> dict[int, Sparse]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from perfsuite.collector.histogram import COUNTS_LEN, IntArray
+from perfsuite.collector.histogram import IntArray
 
 Key = tuple[str, str]
 """(request_type, name)."""
@@ -54,11 +54,12 @@ class RecentSeconds:
         for second in [s for s in self._seconds if s < newest - self.horizon_s]:
             del self._seconds[second]
 
-    def window(self, keys: Sequence[Key], end: int | None, window_s: int) -> IntArray:
-        """Dense counts over the ``window_s`` seconds up to ``end``: one row per key, and a last row
-        for every request together (keys not listed count in that last row only)."""
-        rows = np.zeros((len(keys) + 1, COUNTS_LEN), np.int64)
-        if end is None:
+    def window(self, keys: Sequence[Key], end: int | None, window_s: int, low: int, high: int) -> IntArray:
+        """Dense counts of the buckets ``low`` to ``high - 1`` (every piece lies within) over the
+        ``window_s`` seconds up to ``end``: one row per key, and a last row for every request together
+        (keys not listed count in that last row only)."""
+        rows = np.zeros((len(keys) + 1, max(high - low, 0)), np.int64)
+        if end is None or high <= low:
             return rows
         position = {key: row for row, key in enumerate(keys)}
         for second in range(end - window_s + 1, end + 1):
@@ -66,7 +67,7 @@ class RecentSeconds:
             for key, pieces in kept.entries.items() if kept is not None else ():
                 row = rows[position.get(key, len(keys))]
                 for index, values in pieces:
-                    row[index] += values
+                    row[index - low] += values
         if len(keys):
             rows[-1] += rows[:-1].sum(axis=0)
         return rows
