@@ -113,7 +113,6 @@ class MetricsEndpoint:
         if settings.port is None:
             raise ConfigError("metrics.port: not set (the endpoint is off)")
         self.settings = settings
-        self._url = collector_url
         self._prefix = key_prefix
         self._limits = (float(max_cpu_percent), float(max_lag_ms))
         self._backlog = backlog or BacklogConfig()
@@ -127,7 +126,8 @@ class MetricsEndpoint:
         self._final_at: float | None = None
         self._collector_up = True
         self._poller: BacklogPoller | None = None
-        self._process: tuple[str, int, Correction, str | None] | None = None
+        self._process: tuple[str, int, Correction] | None = None
+        """``follow_process``: (host, pid, correction) of the Locust process whose runs are followed."""
         self._since = 0.0
         self._checked: set[str] = set()
         self._run_score = float("-inf")
@@ -177,7 +177,7 @@ class MetricsEndpoint:
     def follow_process(self, pid: int, correction: Correction, host: str | None = None) -> None:
         """Serve each run the Locust process ``pid`` (a child of this one) starts, the newest first."""
         with self._lock:
-            self._process = (socket.gethostname(), int(pid), correction, host)
+            self._process = (socket.gethostname(), int(pid), correction)
             self._since = time.time() - 5.0
         self._start_backlog(host)
 
@@ -223,7 +223,7 @@ class MetricsEndpoint:
         """``follow_process``: switch to the newest run of that process, if a newer one started."""
         if self._process is None:
             return
-        host, pid, correction, _ = self._process
+        host, pid, correction = self._process
         found: list[tuple[bytes, float]] = self._client.zrangebyscore(  # type: ignore[assignment]
             runs_key(self._prefix), self._since, "+inf", withscores=True
         )
