@@ -241,7 +241,14 @@ class Row:
     cwd: Path = REPO
 
 
-def run_row(row: Row, nginx: Nginx, args: argparse.Namespace, log: Path) -> Measure | None:
+Probe = Callable[[int], dict[str, float]]
+"""Cumulative figures of a row's run (given its root pid), read at the window's start and end: their
+differences land in ``Measure.extra`` (e.g. the CPU seconds of processes other than the generator's)."""
+
+
+def run_row(
+    row: Row, nginx: Nginx, args: argparse.Namespace, log: Path, probe: Probe | None = None
+) -> Measure | None:
     """Run one row, measure its steady window; None when it never got going."""
     if row.result_file is not None:
         row.result_file.unlink(missing_ok=True)
@@ -259,11 +266,14 @@ def run_row(row: Row, nginx: Nginx, args: argparse.Namespace, log: Path) -> Meas
                 return None
             time.sleep(0.1)
         time.sleep(args.warmup_s)
+        probed0 = probe(process.pid) if probe is not None else {}
         cpu0, n0, t0 = _generator_cpu(process.pid), nginx.requests(), time.monotonic()
         time.sleep(args.window_s)
         cpu1, n1, t1 = _generator_cpu(process.pid), nginx.requests(), time.monotonic()
+        probed1 = probe(process.pid) if probe is not None else {}
         cpu_s = sum(value - cpu0.get(pid, 0.0) for pid, value in cpu1.items())
         measure = Measure(requests=n1 - n0, cpu_s=cpu_s, elapsed_s=t1 - t0)
+        measure.extra.update({key: probed1[key] - probed0.get(key, 0.0) for key in probed1})
         if process.pid in cpu1:  # with --processes the root process is Locust's master
             measure.extra["root_cpu_s"] = cpu1[process.pid] - cpu0.get(process.pid, 0.0)
         if row.stop_after_window:

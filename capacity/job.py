@@ -34,6 +34,7 @@ from perfsuite.activity import find_process
 from perfsuite.backlog import Backlog, watch_backlog
 from perfsuite.collect import Collected
 from perfsuite.config import SuiteConfig
+from perfsuite.correction import Correction
 from perfsuite.errors import PerfsuiteError
 from perfsuite.faults.schedule import driver_for
 from perfsuite.grading import Check
@@ -359,6 +360,10 @@ class CapacityTest(TestType):
 
     def sections(self, result: RunResult) -> list[Section]:
         return capacity_sections(figures_of(result))
+
+    def latency_correction(self, config: SuiteConfig) -> Correction:
+        # the open model's arrivals are timed from their intended start; its report corrects nothing else
+        return Correction.open_model() if config.capacity.rate_steps_per_s else Correction.none()
 
     def metrics(self) -> tuple[Metric, ...]:
         def users(result: RunResult) -> float | None:

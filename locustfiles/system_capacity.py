@@ -40,7 +40,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from capacity.faults import windows_to_run
 from capacity.plan import OUTAGES, CapacityPlan
-from capacity.steps import early_stop, live_step
+from capacity.steps import early_stop, find_capacity, find_knee, live_step
 from locustfiles import arrival
 from locustfiles.arrival import ArrivalDriver, ArrivalSettings
 from locustfiles.capacity_watch import (
@@ -63,7 +63,7 @@ from locustfiles.common import (
 from locustfiles.sending import SendSettings, close_http, send_message
 from perfsuite.arrival import ArrivalPlan
 from perfsuite.launcher import say
-from perfsuite.marks import ARRIVAL, GENERATOR, STAGE, Stage
+from perfsuite.marks import ARRIVAL, GENERATOR, STAGE, STEP_VERDICT, Stage
 from perfsuite.saturation import SaturationMonitor
 from perfsuite.twilio import Sender, TrafficGenerator
 
@@ -256,6 +256,20 @@ def _finish_step(environment: Environment, state: CapacityState) -> None:
     say(
         f"step {step.index}/{len(PLAN.steps)} ({step.load:g} {PLAN.unit}): {judged.requests:,} requests, "
         f"{judged.good_rps:,.1f}/s answered as intended, P95 {p95}, success {success}: {verdict}"
+    )
+    knee = find_knee(state.live_steps, SETTINGS.knee)
+    capacity = find_capacity(state.live_steps)
+    state.sink.mark(
+        STEP_VERDICT,
+        step=step.index,
+        load=step.load,
+        requests=judged.requests,
+        good_rps=round(judged.good_rps, 3),
+        p95_ms=judged.p95_ms,
+        success_rate=judged.success_rate,
+        meets_slo=judged.meets_slo,
+        knee_step=None if knee is None else state.live_steps[knee.position].index,
+        capacity=capacity.value,
     )
     reason = early_stop(state.live_steps, SETTINGS.knee, SETTINGS.stop_after_failed_steps)
     if reason is not None and state.stop_reason is None and step.index < len(PLAN.steps):

@@ -4,14 +4,14 @@ Verbs:
 
   perfsuite run [--test-type webhook|redis|capacity|baseline|all] [--output-file F] [--html-file F]
                 [--junit-file F] [--baseline-run ID | --baseline-file F] [--abort-on critical|warning]
-                [--repeat N] ...
+                [--repeat N] [--metrics-port P] ...
   perfsuite runs list [--limit N] [--test-type T] [--format text|json]
   perfsuite runs trend --metric KEY [--test-type T] [--target T] [--scenario S] [--limit N]
                 [--format text|json]
   perfsuite compare BASELINE CURRENT [--no-history] [--format text|json|html|junit] [--output-file F]
   perfsuite report RUN [--format text|json|html|junit] [--output-file F]
   perfsuite worker --master HOST [--master-port P] [--test-type T]
-  perfsuite web [--test-type T] [--host URL] [--master] [--web-port P]
+  perfsuite web [--test-type T] [--host URL] [--master] [--web-port P] [--metrics-port P]
   perfsuite probe --host URL [--path P] [--public-url U]
   perfsuite chaos-proxy [--listen HOST:PORT] [--proxy NAME=LISTEN=UPSTREAM]... [--config FILE]
 
@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from baseline.comparator import Comparison
     from baseline.job import BaselineRequest
     from perfsuite.collector import RunData
+    from perfsuite.metrics.endpoint import MetricsEndpoint
     from perfsuite.report_html import ChartRun
 
 FORMATS = ("text", "json", "html", "junit")
@@ -126,6 +127,63 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         "--scenario", default=None, help="scenario overlay from scenarios.yaml (default: default)"
     )
     parser.add_argument("--verbose", action="store_true", help="show Locust's and the suite's logs")
+
+
+def _port(flag: str) -> Callable[[str], int]:
+    """An argparse type for a TCP port (0: any free one)."""
+    parse_number = _number(flag, int, 0)
+
+    def parse(text: str) -> int:
+        value: int = parse_number(text)
+        if value > 65535:
+            raise argparse.ArgumentTypeError(f"{flag} must be a TCP port (0-65535), got {text}")
+        return value
+
+    return parse
+
+
+def _add_metrics_flags(parser: argparse.ArgumentParser) -> None:
+    """``--metrics-port`` and ``--metrics-host`` (defaults from PERFSUITE_METRICS_PORT/_HOST, as
+    docker-compose sets them; empty: off)."""
+    parser.add_argument(
+        "--metrics-port",
+        type=_port("--metrics-port"),
+        default=os.environ.get("PERFSUITE_METRICS_PORT") or None,
+        metavar="PORT",
+        help="serve live OpenMetrics/Prometheus metrics on this port (metrics.port; 0: any free port; "
+        "default: off)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default=os.environ.get("PERFSUITE_METRICS_HOST") or None,
+        metavar="ADDRESS",
+        help="address of the metrics endpoint (metrics.host, default 127.0.0.1)",
+    )
+
+
+def _metrics_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    pairs = {"metrics.port": args.metrics_port, "metrics.host": args.metrics_host}
+    return {key: value for key, value in pairs.items() if value is not None}
+
+
+def _open_metrics(
+    config: SuiteConfig, collector_url: str, stack: contextlib.ExitStack
+) -> MetricsEndpoint | None:
+    """The live metrics endpoint when ``metrics.port`` is set (closed, after its linger, by ``stack``)."""
+    if config.metrics.port is None:
+        return None
+    from perfsuite.metrics.endpoint import open_endpoint
+
+    return open_endpoint(
+        config.metrics,
+        collector_url,
+        config.redis.key_prefix,
+        stack,
+        max_cpu_percent=config.arrival.max_cpu_percent,
+        max_lag_ms=config.arrival.max_lag_ms,
+        backlog=config.target.backlog,
+        health_path=config.target.health_path,
+    )
 
 
 def _add_output_flags(parser: argparse.ArgumentParser) -> None:
@@ -271,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="baseline and all: compare with this result JSON file instead of the seed's figures",
     )
+    _add_metrics_flags(run)
 
     runs = verbs.add_parser("runs", help="run history")
     runs_verbs = runs.add_subparsers(dest="runs_verb", required=True, parser_class=_Parser)
@@ -325,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--master", action="store_true", help="be a master for workers (`perfsuite worker`)")
     web.add_argument("--master-bind-host", default="*", help="with --master: where workers connect")
     web.add_argument("--master-port", type=_number("--master-port", int, 1), default=5557)
+    _add_metrics_flags(web)
     _add_config_flags(web)
 
     from perfsuite import probe
@@ -355,7 +415,7 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         "webhook.run_time_s": args.run_time,
         "capacity.abort_on": args.abort_on,
     }
-    return {key: value for key, value in pairs.items() if value is not None}
+    return {key: value for key, value in pairs.items() if value is not None} | _metrics_overrides(args)
 
 
 def _pinned(config: SuiteConfig, redis_url: str) -> SuiteConfig:
@@ -476,6 +536,7 @@ def _run(args: argparse.Namespace) -> int:
     request = BaselineRequest(baseline_run=args.baseline_run, baseline_file=args.baseline_file)
     with contextlib.ExitStack() as stack:
         config, history, url = _open_history(config, stack)
+        metrics = _open_metrics(config, url, stack)
         remote = args.remote_workers
         options = RunOptions(
             host=args.host,
@@ -485,6 +546,7 @@ def _run(args: argparse.Namespace) -> int:
             master_port=args.master_port or (5557 if remote else None),
             verbose=args.verbose,
             run_id=args.run_id,
+            metrics=metrics,
         )
         if args.test_type == "baseline":
             comparison = run_baseline(history, config.baseline, request)
@@ -692,7 +754,10 @@ def _locust_foreground(args: argparse.Namespace) -> int:
     and this configuration (passed on in PERFSUITE_* variables, as every perfsuite Locust process)."""
     from perfsuite.launcher import MASTER_HEARTBEAT_TIMEOUT_S, run_foreground, worker_command
 
-    config = load_config(args.config, _scenario(args), _environment_overrides())
+    web = args.verb == "web"
+    config = load_config(
+        args.config, _scenario(args), _environment_overrides() | (_metrics_overrides(args) if web else {})
+    )
     test_type = registry.get(args.test_type)
     env = {"PERFSUITE_MASTER_TIMEOUT_S": str(MASTER_HEARTBEAT_TIMEOUT_S), **config.process_env()}
     if args.verb == "worker":
@@ -715,7 +780,17 @@ def _locust_foreground(args: argparse.Namespace) -> int:
             str(args.master_port),
         ]
     print(f"perfsuite web: {test_type.title} on http://{args.web_host}:{args.web_port}", flush=True)
-    return run_foreground(argv, env)
+    with contextlib.ExitStack() as stack:
+        from perfsuite.services import DEFAULT_REDIS_URL
+
+        metrics = _open_metrics(config, config.collector_redis_url or DEFAULT_REDIS_URL, stack)
+        if metrics is None:
+            return run_foreground(argv, env)
+        correction = test_type.latency_correction(config)
+        host = args.host or config.target.host
+        return run_foreground(
+            argv, env, lambda process: metrics.follow_process(process.pid, correction, host)
+        )
 
 
 def _runs_list(args: argparse.Namespace) -> int:

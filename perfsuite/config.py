@@ -136,6 +136,23 @@ class CollectorConfig(_Section):
     spill_dir: Path = Path(".perfsuite/spill")
 
 
+class MetricsConfig(_Section):
+    """The live OpenMetrics/Prometheus endpoint of ``perfsuite run`` and ``perfsuite web``
+    (``perfsuite/metrics``): off unless a port is given (``--metrics-port``)."""
+
+    port: int | None = Field(None, ge=0, le=65535)
+    """TCP port to serve ``/metrics`` on; None: no endpoint; 0: any free port (printed)."""
+    host: str = Field("127.0.0.1", min_length=1)
+    """Address to listen on (``0.0.0.0`` in a container, for a Prometheus outside it)."""
+    linger_s: float = Field(5.0, ge=0, le=300)
+    """How long the final figures stay up after the run's data is final, for the last scrape
+    (seconds; it overlaps with the report's writing; then the port is released)."""
+    window_s: int = Field(10, ge=1, le=3600)
+    """The recent window of the rate and windowed percentiles (whole seconds)."""
+    backlog_interval_s: float = Field(2.0, ge=0.2, le=600)
+    """How often the bot's backlog sources (``target.backlog``) are read while the endpoint serves."""
+
+
 def _think_time_range(value: tuple[float, float]) -> tuple[float, float]:
     low, high = value
     if low < 0 or high < low:
@@ -568,6 +585,7 @@ class SuiteConfig(_Section):
     redis_bench: RedisBenchConfig = RedisBenchConfig()
     arrival: ArrivalConfig = ArrivalConfig()
     capacity: CapacityConfig = CapacityConfig()
+    metrics: MetricsConfig = MetricsConfig()
     faults: tuple[FaultWindow, ...] = ()
     """Fault windows (``perfsuite.faults.schedule.FaultWindow``): ``at_s`` counts from the start of the
     load. The capacity test runs them in its outage phase (the load's first phase); the seed's
@@ -807,6 +825,7 @@ __all__ = [
     "CapacitySlo",
     "CollectorConfig",
     "KneeConfig",
+    "MetricsConfig",
     "RecoveryConfig",
     "RedisBenchConfig",
     "RedisConfig",

@@ -28,13 +28,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel
 
 from perfsuite.collect import Collected, collect
 from perfsuite.collector import RunData, new_run_id
 from perfsuite.config import SuiteConfig
+from perfsuite.correction import Correction
 from perfsuite.errors import CollectorLost, NothingMeasured, ServiceUnavailable
 from perfsuite.grading import Check
 from perfsuite.intervals import Selection
@@ -50,6 +51,16 @@ from perfsuite.sections import Section
 from perfsuite.services import STATE_DIR
 
 logger = logging.getLogger(__name__)
+
+
+class LiveMetrics(Protocol):
+    """What the skeleton tells a live metrics endpoint (``perfsuite.metrics.endpoint``)."""
+
+    def follow(self, run_id: str, correction: Correction, host: str | None = None) -> None:
+        """Run ``run_id`` starts (``host``: the bot's base URL, for its backlog)."""
+
+    def finished(self, run_id: str) -> None:
+        """Run ``run_id``'s data is final (read back for its report)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +79,8 @@ class RunOptions:
     verbose: bool = False
     run_id: str | None = None
     state_dir: Path = STATE_DIR
+    metrics: LiveMetrics | None = None
+    """The live metrics endpoint (``--metrics-port``) that serves each run while it goes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +175,11 @@ class TestType(ABC):
     def selection(self, result: RunResult) -> Selection:
         """Which of the run's cells are the test's requests (for intervals and charts)."""
         return Selection(good_outcomes=self.good_outcomes)
+
+    def latency_correction(self, config: SuiteConfig) -> Correction:
+        """How this test corrects its latency for coordinated omission (the report's and the live
+        metrics' ``corrected``; default: it does not)."""
+        return Correction.none()
 
     def describe(self) -> str:
         """One line for ``--help`` and error messages."""
@@ -347,6 +365,9 @@ def run_job(
             master_port=options.master_port,
             log_dir=options.state_dir / "logs",
         )
+        if options.metrics is not None:
+            host = prepared.locust_host if prepared.target.kind == "http" else None
+            options.metrics.follow(run_id, test_type.latency_correction(config), host)
         outcome = run_locust(job, timeout_s=prepared.timeout_s, verbose=options.verbose)
         try:
             observed = test_type.observe(config, prepared, outcome, run_id)
@@ -363,11 +384,14 @@ def run_job(
             if outcome.returncode not in (0, None):  # Locust ended before the run began
                 raise ServiceUnavailable(never_started(job, outcome)) from None
             raise
+        if options.metrics is not None:
+            options.metrics.finished(run_id)
     result = build_result(test_type, config, prepared, collected, observed, outcome)
     return store(result, collected.data) if store is not None else result
 
 
 __all__ = [
+    "LiveMetrics",
     "Metric",
     "Prepared",
     "RunOptions",

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -298,11 +298,18 @@ def _stop(process: subprocess.Popen[bytes], sig: int, timeout_s: float) -> None:
             continue  # a second Ctrl-C while Locust stops: keep waiting for its results
 
 
-def run_foreground(argv: Sequence[str], env: Mapping[str, str]) -> int:
+def run_foreground(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
+) -> int:
     """Run one Locust process in the foreground (``perfsuite worker``, ``perfsuite web``) until it
-    ends; Ctrl-C or SIGTERM stop it cleanly. Its exit code."""
+    ends; Ctrl-C or SIGTERM stop it cleanly. Its exit code. ``on_start`` is told the process once
+    it runs (the live metrics endpoint follows the runs it starts)."""
     process = subprocess.Popen(list(argv), env={**os.environ, **env, "PYTHONUNBUFFERED": "1"})
     try:
+        if on_start is not None:
+            on_start(process)
         return process.wait()
     except KeyboardInterrupt:
         _stop(process, signal.SIGTERM, 30)

@@ -74,6 +74,14 @@ ARRIVAL_DROPS = MarkKind("arrival_drops", ("dropped",))
 ALERT = MarkKind("alert", ("alert", "severity", "value", "limit", "window_s"))
 """A live threshold alert fired (or cleared) while the run went on (requirement 4.3)."""
 
+STEP_VERDICT = MarkKind(
+    "step_verdict",
+    ("step", "load", "requests", "good_rps", "p95_ms", "success_rate", "meets_slo", "knee_step", "capacity"),
+)
+"""A step of a progression judged live when it ended (the capacity test's shape): its figures from
+Locust's statistics, whether it met the SLOs, and the knee and capacity found so far (step index and
+load; None when none yet). The report judges the steps again from the collector after the run."""
+
 RESOURCES = MarkKind("resources", ("process", "role", "cpu_percent", "rss_mb"))
 """A sample of a process's or the machine's CPU and memory (bot, generator, machine)."""
 
@@ -107,6 +115,7 @@ __all__ = [
     "RESOURCES",
     "SAMPLE",
     "STAGE",
+    "STEP_VERDICT",
     "WINDOW_KINDS",
     "WORKER_HEALTH",
     "WORKER_JOINED",

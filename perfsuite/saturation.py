@@ -205,6 +205,18 @@ def merge_reports(marks: Iterable[Mapping[str, Any]]) -> GeneratorFigures | None
     )
 
 
+def whole_test_reports(
+    generator_marks: Iterable[Mapping[str, Any]], health_marks: Iterable[Mapping[str, Any]]
+) -> list[Mapping[str, Any]]:
+    """Each load-generating process's whole-test CPU and event-loop lag (the fields
+    :func:`merge_reports` takes), from a run's marks: its ``generator`` mark, else (the processes
+    that sample their health) its last ``worker_health`` mark, the one with ``final`` set."""
+    reports = list(generator_marks)
+    if reports:
+        return reports
+    return [row for row in health_marks if row.get("final") is True and row.get("source") == "worker"]
+
+
 def assess(
     generator: GeneratorFigures | None,
     *,
@@ -258,4 +270,5 @@ __all__ = [
     "Trust",
     "assess",
     "merge_reports",
+    "whole_test_reports",
 ]

@@ -396,3 +396,27 @@ def test_raw_rows_are_sampled_and_capped(redis_url: str, tmp_path: Path) -> None
     rows = CollectorReader(redis_url, PREFIX).load(run_id).rows()
     assert len(rows) == 25
     assert list(rows["latency_us"][:3]) == [1_000, 1_001, 1_002]
+
+
+def test_numpy_percentiles_and_correction_equal_hdrhistograms_own() -> None:
+    """The numpy paths the reports and the live metrics use give HdrHistogram's own answers: every
+    percentile as hdrh ranks it, and the expected-interval correction bucket for bucket as hdrh's
+    ``record_corrected_value`` records it (values from 1 us to minutes, several intervals)."""
+    import random
+
+    from perfsuite.collector.histogram import HIGHEST_EQUIVALENT_US
+
+    rng = random.Random(11)
+    for scale_us, interval_us in ((300, 97), (5_000, 1_000), (50_000, 12_345), (2_000_000, 100_000)):
+        measured = LatencyHistogram()
+        measured.record_many([rng.expovariate(1 / scale_us) for _ in range(3000)])
+        percentiles = [0, 0.1, 25, 50, 90, 95, 99, 99.9, 100]
+        assert measured.percentiles_us(percentiles) == measured.hdr.get_percentile_to_value_dict(percentiles)
+        reference = LatencyHistogram()
+        indexes, counts = measured.to_sparse()
+        for index, count in zip(indexes.tolist(), counts.tolist(), strict=True):
+            reference.hdr.record_corrected_value(int(HIGHEST_EQUIVALENT_US[index]), interval_us, count)
+        corrected = measured.corrected_copy(interval_us)
+        got, want = corrected.to_sparse(), reference.to_sparse()
+        assert got[0].tolist() == want[0].tolist() and got[1].tolist() == want[1].tolist()
+        assert corrected.count > measured.count

@@ -31,8 +31,9 @@ from perfsuite.backlog import Backlog
 from perfsuite.collect import records
 from perfsuite.collector import LatencyHistogram, RunData
 from perfsuite.config import SuiteConfig
+from perfsuite.correction import Correction
 from perfsuite.marks import ARRIVAL, GENERATOR, STAGE, WORKER_HEALTH, Stage
-from perfsuite.saturation import assess, merge_reports
+from perfsuite.saturation import assess, merge_reports, whole_test_reports
 from perfsuite.worker_health import WorkerHealth, saturated_workers_reasons
 
 LATENCY_PERCENTILES: tuple[float, ...] = (50.0, 90.0, 95.0, 99.0, 99.9)
@@ -268,13 +269,22 @@ def timings_of(data: RunData) -> dict[str, Timing]:
 def generator_reports(data: RunData) -> list[dict[str, Any]]:
     """Each load-generating process's whole-test CPU and event-loop lag: its last ``worker_health``
     mark (runs recorded before those existed: its ``generator`` mark)."""
-    reports = records(data.marks(GENERATOR))
-    if reports:
-        return reports
     health = data.marks(WORKER_HEALTH)
-    if not len(health) or "final" not in health:
-        return []
-    return [row for row in records(health) if row.get("final") is True and row.get("source") == "worker"]
+    finals = records(health) if len(health) and "final" in health else []
+    return [dict(row) for row in whole_test_reports(records(data.marks(GENERATOR)), finals)]
+
+
+def closed_model_correction(config: SuiteConfig) -> Correction:
+    """The closed model's coordinated-omission correction: HDR's expected interval with the users'
+    mean think time (``webhook.think_time_s``)."""
+    return Correction.closed_model(sum(config.webhook.think_time_s) / 2)
+
+
+def latency_correction(config: SuiteConfig) -> Correction:
+    """How this test's latency is corrected (the report's and the live metrics' ``corrected``)."""
+    return (
+        Correction.open_model() if config.arrival.rate_per_s is not None else closed_model_correction(config)
+    )
 
 
 def _steady_stage_cells(data: RunData) -> Any:
@@ -333,22 +343,15 @@ def latency_figures(
         uncorrected = (
             data.histograms["rt"].histogram(steady) if "rt" in data.histograms else LatencyHistogram()
         )
-        think_s = sum(config.webhook.think_time_s) / 2
-        interval_ms = think_s * 1000 + uncorrected.percentile_us(50) / 1000
-        if uncorrected.count and interval_ms > 0:
+        corrected, interval_ms = closed_model_correction(config).apply(uncorrected)
+        if interval_ms is not None:
             correction = "hdr-expected-interval"
-            corrected = uncorrected.corrected_copy(round(interval_ms * 1000))
             scope = (
                 "the profile's steady stage (whole seconds before the burst, whose one-shot users have "
                 "no pacing), with HDR's expected-interval correction"
             )
         else:
-            correction, corrected, interval_ms, scope = (
-                "none",
-                uncorrected,
-                None,
-                "every request, as measured",
-            )
+            correction, scope = "none", "every request, as measured"
     schedule_lag_p99_ms = (
         counts.schedule_lag.percentile_us(99) / 1000 if counts and counts.schedule_lag.count else None
     )

@@ -20,6 +20,7 @@ from perfsuite.activity import describe_activity
 from perfsuite.backlog import UNKNOWN, Backlog, preflight_backlog, watch_backlog
 from perfsuite.collect import Collected
 from perfsuite.config import SuiteConfig
+from perfsuite.correction import Correction
 from perfsuite.grading import Check
 from perfsuite.jobs import Metric, Prepared, RunOptions, TestType
 from perfsuite.launcher import LOCUSTFILES, LocustOutcome
@@ -29,7 +30,14 @@ from perfsuite.sections import Section
 from perfsuite.services import Target as BotTarget
 from perfsuite.services import resolve_target
 from webhook_load.diagnosis import diagnose
-from webhook_load.figures import ProbeFigures, WebhookFigures, conformance_of, latency_figures, timings_of
+from webhook_load.figures import (
+    ProbeFigures,
+    WebhookFigures,
+    conformance_of,
+    latency_correction,
+    latency_figures,
+    timings_of,
+)
 from webhook_load.report import webhook_sections
 from webhook_load.rows import is_bad_signature_row
 
@@ -251,6 +259,9 @@ class WebhookTest(TestType):
 
     def sections(self, result: RunResult) -> list[Section]:
         return webhook_sections(figures_of(result))
+
+    def latency_correction(self, config: SuiteConfig) -> Correction:
+        return latency_correction(config)
 
     def metrics(self) -> tuple[Metric, ...]:
         return (
