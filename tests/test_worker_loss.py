@@ -342,6 +342,17 @@ def test_every_suite_locustfile_takes_the_workers_heartbeat_limits(locustfile: s
     assert done.stdout.split()[0] == "7.0"
 
 
+def _kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and every process under it (a test that failed leaves nothing running)."""
+    import psutil
+
+    with contextlib.suppress(psutil.NoSuchProcess):
+        parent = psutil.Process(pid)
+        for process in [*parent.children(recursive=True), parent]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+
+
 RUN_TIME_CLI_S = 10
 EXIT_BOUND_S = 15.0
 """The issue's bound: a run ends within its run time plus this, whatever its workers did."""
@@ -405,11 +416,14 @@ def test_a_run_whose_worker_dies_or_hangs_ends_in_time_and_names_the_loss(
         stdout, _ = process.communicate(timeout=RUN_TIME_CLI_S + EXIT_BOUND_S + HANG_BOUND_S)
         ended = time.time()
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
         with contextlib.suppress(Exception):
             victim.kill()
+        if process.poll() is None:  # SIGTERM stops it as Ctrl-C does: its demo bot and Redis too
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                _kill_tree(process.pid)
     document = json.loads(out.read_text())
     started = _epoch(document["started_at"])
     print(f"\n{fault}, {load}: the run ended {ended - started:.1f} s after its start")
