@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from baseline.student import two_sided_p
+from perfsuite.stats import two_sided_p
 
 MAX_P = 0.05
 """A split counts only when the t-test's two-sided p-value is below this."""

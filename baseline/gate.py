@@ -37,7 +37,7 @@ import numpy as np
 
 from baseline.changepoints import newest_level_start, pooled_t
 from baseline.regression import Difference, Noise, Verdict, format_effect
-from baseline.student import t_quantile
+from perfsuite.stats import t_quantile
 from perfsuite.config import BaselineConfig
 
 NOISE_UNKNOWN = "run-to-run noise unknown"

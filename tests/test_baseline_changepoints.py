@@ -8,7 +8,7 @@ import pytest
 from baseline.changepoints import change_points, newest_level_start
 from baseline.gate import baseline_sample, between_runs
 from baseline.regression import Verdict
-from baseline.student import t_cdf, t_quantile
+from perfsuite.stats import t_cdf, t_quantile
 from perfsuite.config import BaselineConfig
 
 
