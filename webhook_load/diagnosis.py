@@ -14,7 +14,7 @@ from perfsuite.config import SuiteConfig
 from perfsuite.probe import Verdict
 from perfsuite.result import RunResult
 from webhook_load.figures import WebhookFigures
-from webhook_load.rows import is_bad_signature_row
+from perfsuite.twilio.rows import is_bad_signature_row
 
 _STATUS = re.compile(r"HTTP (\d{3})")
 MOSTLY = 0.5

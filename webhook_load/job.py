@@ -39,7 +39,7 @@ from webhook_load.figures import (
     timings_of,
 )
 from webhook_load.report import webhook_sections
-from webhook_load.rows import is_bad_signature_row
+from perfsuite.twilio.rows import is_bad_signature_row
 
 MISSED_BY_FAR = 0.5
 """A success rate, or a share of bad signatures refused, under this is a miss by far (POOR)."""
