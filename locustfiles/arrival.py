@@ -31,9 +31,12 @@ A locustfile using this calls :func:`register` at import time, subclasses :class
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import gevent
+import redis
 from locust import FastHttpUser, LoadTestShape, User, constant, task
 from locust.env import Environment
 from locust.event import Events
@@ -42,6 +45,7 @@ from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 from locustfiles.arrival_driver import ArrivalDriver, ArrivalSettings
 from perfsuite.arrival import ARRIVAL_MARK, ARRIVAL_START_MARK
 from perfsuite.collector import locust_plugin
+from perfsuite.collector.keys import stop_key
 from perfsuite.marks import STAGE
 
 logger = logging.getLogger(__name__)
@@ -50,6 +54,43 @@ SLOTS_OPTION = "perfsuite_arrival_slots"
 """``parsed_options`` attribute: worker client id -> slot, set by the master at test start."""
 DONE_MESSAGE = "perfsuite_arrival_done"
 """Custom message a process sends (to itself when local) when its driver has ended."""
+STOP_POLL_S = 0.5
+"""How often a driver that may stop early (``ArrivalUser.stop_redis``) looks for the run's stop key."""
+
+
+class EarlyStop:
+    """Ends a process's arrivals once the run's stop key (``perfsuite.collector.keys.stop_key``) is
+    set: a greenlet polls it every ``STOP_POLL_S``; the offsets it wraps end at the next arrival, and
+    the driver drains what is in flight as at the plan's end (the counts stay exact)."""
+
+    def __init__(self, redis_url: str, key: str) -> None:
+        self._client = redis.Redis.from_url(redis_url, socket_connect_timeout=2.0, socket_timeout=2.0)
+        self._key = key
+        self.stopped = False
+        self._poller = gevent.spawn(self._poll)
+
+    def _poll(self) -> None:
+        while not self.stopped:
+            try:
+                if self._client.exists(self._key):
+                    self.stopped = True
+                    logger.info("arrival: stop requested (%s); draining", self._key)
+                    return
+            except redis.RedisError:  # the collector's Redis away: keep to the plan
+                logger.debug("arrival: stop key not readable", exc_info=True)
+            gevent.sleep(STOP_POLL_S)
+
+    def wrap(self, offsets: Iterable[float]) -> Iterator[float]:
+        """``offsets`` until the stop key is seen."""
+        for offset in offsets:
+            if self.stopped:
+                return
+            yield offset
+
+    def close(self) -> None:
+        """Stop polling."""
+        self._poller.kill(block=False)
+        self._client.close()
 
 
 @dataclass(slots=True)
@@ -149,6 +190,9 @@ class ArrivalUser(FastHttpUser):
     abstract = True
     wait_time = constant(1)
     settings: ArrivalSettings | None = None
+    stop_redis: tuple[str, str] | None = None
+    """(Redis URL, key prefix) of the collector when the run may be ended early by its stop key
+    (None: the arrivals follow the plan to its end)."""
 
     def send_arrival(self, intended_at: float) -> None:
         """Send one request whose intended start was ``intended_at`` (``time.perf_counter``)."""
@@ -162,8 +206,17 @@ class ArrivalUser(FastHttpUser):
         slot, slots = slot_of(self.environment)
         settings = self.settings
         writer = locust_plugin.current_writer(self.environment)
+        offsets: Iterable[float] = settings.plan.offsets(slot, slots)
+        run_id = locust_plugin.current_run_id(self.environment)
+        early = (
+            EarlyStop(self.stop_redis[0], stop_key(self.stop_redis[1], run_id))
+            if self.stop_redis and run_id
+            else None
+        )
+        if early is not None:
+            offsets = early.wrap(offsets)
         driver = ArrivalDriver(
-            settings.plan.offsets(slot, slots),
+            offsets,
             self.send_arrival,
             settings,
             mark=writer.mark if writer is not None else None,
@@ -176,6 +229,8 @@ class ArrivalUser(FastHttpUser):
         try:
             driver.run()
         finally:
+            if early is not None:
+                early.close()
             state.finished = True
             writer = locust_plugin.current_writer(self.environment)
             if writer is not None:
@@ -231,6 +286,7 @@ __all__ = [
     "ArrivalSettings",
     "ArrivalShape",
     "ArrivalUser",
+    "EarlyStop",
     "current_driver",
     "expected_processes",
     "lost_processes",

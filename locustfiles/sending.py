@@ -21,7 +21,7 @@ from perfsuite.arrival import START_LAG_METRIC, UNCORRECTED_METRIC
 from perfsuite.config import SuiteConfig
 from perfsuite.redact import Redactor
 from perfsuite.twilio import Judgement, Outcome, WebhookMessage, classify, parse_server_timing
-from webhook_load.rows import request_name
+from perfsuite.twilio.rows import request_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,34 +47,41 @@ class _NotAnswered(Exception):
     """A request not answered as intended: Locust's statistics count it as a failure, by its reason."""
 
 
-def http_client(user: User) -> HTTPClient:
-    """The user's own HTTP client to the target, kept on the user: a keep-alive connection pool as
-    large as the user sends at once (one for a WhatsApp user, ``concurrency`` for the open model's
-    sender pool); TLS certificates are not verified, as Locust's FastHttpUser does."""
-    client = user.__dict__.get("_perfsuite_http")
+def http_client(user: User, host: str | None = None) -> HTTPClient:
+    """The user's own HTTP client to the target (or to ``host``: the A/B comparison's users have
+    one per target), kept on the user: a keep-alive connection pool as large as the user sends at
+    once (one for a WhatsApp user, ``concurrency`` for the open model's sender pool); TLS
+    certificates are not verified, as Locust's FastHttpUser does."""
+    clients: dict[str | None, HTTPClient] = user.__dict__.setdefault("_perfsuite_http", {})
+    client = clients.get(host)
     if client is None:
-        host = user.host or user.environment.host or ""
+        url = host or user.host or user.environment.host or ""
         client = HTTPClient.from_url(
-            host,
+            url,
             concurrency=max(1, int(getattr(user, "concurrency", 1))),
             connection_timeout=float(getattr(user, "connection_timeout", 5.0)),
             network_timeout=float(getattr(user, "network_timeout", 15.0)),
             insecure=True,
         )
-        user.__dict__["_perfsuite_http"] = client
-        user.__dict__["_perfsuite_base_path"] = urlsplit(host).path.rstrip("/")
+        clients[host] = client
+        user.__dict__.setdefault("_perfsuite_base_path", {})[host] = urlsplit(url).path.rstrip("/")
     return client
 
 
 def close_http(user: User) -> None:
     """Close the user's connections (call from ``on_stop``: a stopped user keeps no socket open)."""
-    client = user.__dict__.pop("_perfsuite_http", None)
-    if client is not None:
+    for client in user.__dict__.pop("_perfsuite_http", {}).values():
         client.close()
 
 
 def send_message(
-    user: User, message: WebhookMessage, settings: SendSettings, intended_at: float | None = None
+    user: User,
+    message: WebhookMessage,
+    settings: SendSettings,
+    intended_at: float | None = None,
+    *,
+    host: str | None = None,
+    name_prefix: str = "",
 ) -> Outcome:
     """POST one signed message, judge the answer, and fire one Locust ``request`` event with the
     outcome and the timing breakdown (the lean path: the form encoded once, no response wrapper).
@@ -82,10 +89,11 @@ def send_message(
     The response time runs to the end of the body. ``intended_at`` (``time.perf_counter``; open
     model): it is counted from this intended start (corrected; from the actual send if that came
     first), the time from the actual send goes to ``rt_uncorrected`` and the delay of the send to
-    ``start_lag`` (both in ``context["timings_us"]``).
+    ``start_lag`` (both in ``context["timings_us"]``). ``host``: send there instead of the user's
+    target; ``name_prefix`` goes before the statistics row's name (the A/B comparison's ``A ``/``B ``).
     """
-    client = http_client(user)
-    path = user.__dict__["_perfsuite_base_path"] + settings.webhook_path
+    client = http_client(user, host)
+    path = user.__dict__["_perfsuite_base_path"][host] + settings.webhook_path
     start_time = time.time()
     started = time.perf_counter()
     status = 0
@@ -136,7 +144,7 @@ def send_message(
     answered = outcome in (Outcome.SUCCESS, Outcome.REJECTED)
     user.environment.events.request.fire(
         request_type="POST",
-        name=request_name(message),
+        name=name_prefix + request_name(message),
         response_time=(finished - measured_from) * 1000,
         response_length=len(raw),
         exception=None if answered else _NotAnswered(reason or outcome.value),

@@ -74,6 +74,12 @@ def writers_key(prefix: str, run_id: str) -> str:
     return f"{prefix}:run:{run_id}:writers"
 
 
+def stop_key(prefix: str, run_id: str) -> str:
+    """A request to end the run's load early (set by a watcher that has its answer, e.g. the A/B
+    comparison's sequential test; the arrival drivers read it). Expires with the run's retention."""
+    return f"{prefix}:run:{run_id}:stop"
+
+
 def run_keys(prefix: str, run_id: str) -> tuple[str, str, str]:
     """Every key that belongs to one run (meta, batches, writers)."""
     return meta_key(prefix, run_id), batches_key(prefix, run_id), writers_key(prefix, run_id)
