@@ -39,7 +39,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 
 typecheck: $(VENV)/.installed-dev
-	$(BIN)/mypy perfsuite locustfiles redis_bench baseline webhook_load capacity demo_bot bench tests
+	$(BIN)/mypy perfsuite locustfiles redis_bench baseline webhook_load capacity abtest demo_bot bench tests
 
 # The suite in 4 processes, then the few tests that measure timing against known values, alone.
 unit: $(VENV)/.installed-dev docker-engine

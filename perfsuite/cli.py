@@ -5,6 +5,8 @@ Verbs:
   perfsuite run [--test-type webhook|redis|capacity|baseline|all] [--output-file F] [--html-file F]
                 [--junit-file F] [--baseline-run ID | --baseline-file F] [--abort-on critical|warning]
                 [--repeat N] [--metrics-port P] ...
+  perfsuite ab [--host-a URL --host-b URL] [--arrival-rate R] [--run-time T] [--metric p95]
+                [--min-effect 0.05] [--confidence 0.95] [--output-file F] [--html-file F] [--junit-file F]
   perfsuite runs list [--limit N] [--test-type T] [--format text|json]
   perfsuite runs trend --metric KEY [--test-type T] [--target T] [--scenario S] [--limit N]
                 [--format text|json]
@@ -21,12 +23,15 @@ CURRENT and RUN may also be ``latest``. A regression must stand out against the 
 runs (repeated runs, or earlier runs of the baseline's target and scenario): with one run each
 side and no such history the verdict is "inconclusive", never a regression.
 
+``ab`` sends one message stream to two targets, interleaved arrival by arrival, and tells whether B is
+slower than A (an always-valid sequential test on paired slices; it stops once the answer is clear).
+
 ``--test-type baseline`` compares the latest stored run(s) with the seed's figures (or with
 --baseline-run / --baseline-file); ``all`` (the default, as in the seed's runner) runs webhook,
 redis and capacity (each when this build has it) and then that comparison.
 
-Exit codes: 0 EXCELLENT/GOOD, 1 FAIR, 2 POOR (run, compare), 130 interrupted (partial results
-still written), 64 bad command line or configuration, 69 a required service unreachable at
+Exit codes: 0 EXCELLENT/GOOD, 1 FAIR, 2 POOR (run, compare; ab: B slower is 1 or 2), 130 interrupted
+(partial results still written), 64 bad command line or configuration, 69 a required service unreachable at
 preflight, 75 the collector's Redis was lost during the run (the report, grade included, is printed
 from what the writers kept, with the loss in numbers; no verdict: rerun) or stopped answering
 during a command. ``runs list`` and ``report`` exit 0 when they printed or wrote what was asked.
@@ -49,7 +54,7 @@ import redis
 from pydantic import SecretStr
 
 from perfsuite import registry
-from perfsuite.config import SuiteConfig, load_config, parse_duration
+from perfsuite.config import AB_METRICS, SuiteConfig, load_config, parse_duration
 from perfsuite.errors import EXIT_INTERRUPTED, EXIT_TEMPFAIL, EXIT_USAGE, ConfigError, PerfsuiteError
 from perfsuite.history import RunHistory, with_series
 from perfsuite.jobs import RunOptions, TestType, run_job
@@ -214,6 +219,60 @@ def _add_trend_parser(runs_verbs: Any, installed: Sequence[str]) -> None:
     trend.add_argument("--format", choices=("text", "json"), default="text", help="output format")
 
 
+def _add_ab_parser(verbs: Any) -> None:
+    ab = verbs.add_parser(
+        "ab", help="is B slower than A? one message stream to both, interleaved, compared slice by slice"
+    )
+    ab.add_argument(
+        "--host-a", default=None, help="target A's base URL (target.host; token TWILIO_AUTH_TOKEN)"
+    )
+    ab.add_argument(
+        "--host-b",
+        default=None,
+        help="target B's base URL (ab.host_b; token TWILIO_AUTH_TOKEN_B, else TWILIO_AUTH_TOKEN); "
+        "with neither host: two embedded demo bots of this build (an A/A comparison)",
+    )
+    ab.add_argument(
+        "--arrival-rate",
+        type=_positive_float("--arrival-rate"),
+        default=None,
+        help="arrivals per second, both targets together (ab.rate_per_s, default 200)",
+    )
+    ab.add_argument(
+        "--run-time",
+        type=_duration("--run-time"),
+        default=None,
+        help="the longest the comparison runs while the answer is unclear (ab.max_run_time_s, default 120 s)",
+    )
+    ab.add_argument(
+        "--metric", choices=AB_METRICS, default=None, help="the statistic that decides (ab.metric)"
+    )
+    ab.add_argument(
+        "--min-effect",
+        type=_non_negative_float("--min-effect"),
+        default=None,
+        help="sensitivity: a smaller relative difference is no difference (ab.min_effect, default 0.05)",
+    )
+    ab.add_argument(
+        "--confidence",
+        type=_positive_float("--confidence"),
+        default=None,
+        help="confidence of the always-valid interval (ab.confidence, default 0.95)",
+    )
+    ab.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="a master plus this many worker processes (default: one process)",
+    )
+    ab.add_argument("--run-id", default=None, help="run id to store the run under (default: a new one)")
+    ab.add_argument("--output-file", type=Path, default=None, help="write the JSON result here")
+    ab.add_argument("--html-file", type=Path, default=None, help="write the HTML report here")
+    ab.add_argument("--junit-file", type=Path, default=None, help="write JUnit XML (one case per check) here")
+    _add_config_flags(ab)
+    _add_metrics_flags(ab)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser (every verb)."""
     parser = _Parser(
@@ -330,6 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="baseline and all: compare with this result JSON file instead of the seed's figures",
     )
     _add_metrics_flags(run)
+
+    _add_ab_parser(verbs)
 
     runs = verbs.add_parser("runs", help="run history")
     runs_verbs = runs.add_subparsers(dest="runs_verb", required=True, parser_class=_Parser)
@@ -565,6 +626,45 @@ def _run(args: argparse.Namespace) -> int:
         return result.exit_code
 
 
+def _ab(args: argparse.Namespace) -> int:
+    """``perfsuite ab``: the interleaved comparison of two targets, as one run of test type ``ab``."""
+    from perfsuite.report import render
+
+    if args.workers < 0 or args.workers > 64:
+        raise ConfigError(f"--workers must be between 0 and 64, got {args.workers}")
+    for flag, path in (
+        ("--output-file", args.output_file),
+        ("--html-file", args.html_file),
+        ("--junit-file", args.junit_file),
+    ):
+        if path is not None:
+            check_writable(path, flag)
+    pairs = {
+        "ab.host_b": args.host_b,
+        "ab.rate_per_s": args.arrival_rate,
+        "ab.max_run_time_s": args.run_time,
+        "ab.metric": args.metric,
+        "ab.min_effect": args.min_effect,
+        "ab.confidence": args.confidence,
+    }
+    overrides = {key: value for key, value in pairs.items() if value is not None} | _metrics_overrides(args)
+    config = load_config(args.config, _scenario(args), {**_environment_overrides(), **overrides})
+    with contextlib.ExitStack() as stack:
+        config, history, url = _open_history(config, stack)
+        options = RunOptions(
+            host=args.host_a,
+            workers=args.workers,
+            verbose=args.verbose,
+            run_id=args.run_id,
+            metrics=_open_metrics(config, url, stack),
+        )
+        store = _storer(history, config.collector.spill_dir)
+        result = run_job(registry.get("ab"), config, options, url, store=store)
+        print(render(result))
+        _write_outputs(result, args)
+        return result.exit_code
+
+
 def _run_repeated(
     test_type: TestType,
     config: SuiteConfig,
@@ -622,7 +722,7 @@ def _run_all(
         if name not in installed:
             notes.append(f"{name}: not available in this build; its seed targets count as not met")
             print(f"perfsuite {name} test: not available in this build\n")
-    test_types: list[TestType] = registry.test_types()
+    test_types: list[TestType] = [test_type for test_type in registry.test_types() if test_type.in_all]
     for test_type in test_types:
         try:
             part = run_job(
@@ -855,6 +955,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.verb == "run":
             return _run(args)
+        if args.verb == "ab":
+            return _ab(args)
         if args.verb == "runs":
             return _runs_trend(args) if args.runs_verb == "trend" else _runs_list(args)
         if args.verb == "compare":

@@ -251,6 +251,42 @@ class ArrivalConfig(_Section):
     """Generator CPU above this marks the run's latency as untrustworthy."""
 
 
+AB_METRICS = ("p50", "p95", "p99", "avg")
+"""Statistics the A/B comparison compares slice by slice (``ab.metric`` picks the one it decides on)."""
+
+
+class AbConfig(_Section):
+    """The interleaved A/B comparison (``perfsuite ab``): one open-model message stream split between
+    two targets arrival by arrival, compared slice by slice with an always-valid sequential test."""
+
+    host_b: str | None = None
+    """Target B's base URL (A is ``target.host`` / ``--host-a``); the token: TWILIO_AUTH_TOKEN_B,
+    else TWILIO_AUTH_TOKEN."""
+    public_url_b: str | None = None
+    """The URL B's signatures cover when not what Locust connects to (as ``target.public_url``)."""
+    rate_per_s: float = Field(200, gt=0, le=100_000)
+    """Arrivals per second, both targets together (half each)."""
+    max_run_time_s: float = Field(120, gt=0, le=86_400)
+    """The comparison stops here when the answer is still not clear."""
+    metric: Literal["p50", "p95", "p99", "avg"] = "p95"
+    """The statistic the verdict and the early stop are decided on (the others are shown)."""
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    """Confidence of the always-valid interval: a false "slower" (or "faster") comes at most
+    (1 - confidence) / 2 of the time, however early the comparison stops."""
+    min_effect: float = Field(0.05, ge=0, le=10)
+    """The sensitivity: a difference under this share (0.05 = 5%) is no difference: a verdict "slower"
+    needs the estimate beyond it, and the comparison stops as "no difference" once the interval
+    lies within plus or minus it."""
+    slice_s: int | None = Field(None, ge=1, le=600)
+    """Seconds per paired slice; None: as few as give each side ``min_slice_requests`` requests."""
+    min_slice_requests: int = Field(50, ge=5, le=1_000_000)
+    """A slice where either side has fewer answered requests is left out of the pairing."""
+    min_slices: int = Field(10, ge=2, le=100_000)
+    """No early stop before this many paired slices."""
+    warmup_s: float = Field(2.0, ge=0, le=600)
+    """The first seconds (connections opening, caches warming) are not compared."""
+
+
 class BreakerConfig(_Section):
     """Circuit breaker around the benchmark's Redis client."""
 
@@ -569,6 +605,8 @@ class Secrets(_Section):
     """Values read from the environment only; never printed."""
 
     twilio_auth_token: SecretStr | None = None
+    twilio_auth_token_b: SecretStr | None = None
+    """Target B's token in an A/B comparison (TWILIO_AUTH_TOKEN_B; default: TWILIO_AUTH_TOKEN)."""
     redis_url: SecretStr | None = None
 
 
@@ -586,6 +624,7 @@ class SuiteConfig(_Section):
     arrival: ArrivalConfig = ArrivalConfig()
     capacity: CapacityConfig = CapacityConfig()
     metrics: MetricsConfig = MetricsConfig()
+    ab: AbConfig = AbConfig()
     faults: tuple[FaultWindow, ...] = ()
     """Fault windows (``perfsuite.faults.schedule.FaultWindow``): ``at_s`` counts from the start of the
     load. The capacity test runs them in its outage phase (the load's first phase); the seed's
@@ -630,6 +669,18 @@ class SuiteConfig(_Section):
         token = self.secrets.twilio_auth_token
         return token.get_secret_value() if token is not None else None
 
+    @property
+    def auth_token_b(self) -> str | None:
+        """Target B's Twilio auth token (TWILIO_AUTH_TOKEN_B, else TWILIO_AUTH_TOKEN) or None."""
+        token = self.secrets.twilio_auth_token_b
+        return token.get_secret_value() if token is not None else self.auth_token
+
+    def public_url_b(self, host: str) -> str:
+        """The URL Twilio signs for target B's webhook when Locust connects to ``host``."""
+        if self.ab.public_url_b:
+            return self.ab.public_url_b
+        return host.rstrip("/") + self.target.webhook_path
+
     def public_url(self, host: str) -> str:
         """The URL Twilio signs for the webhook when Locust connects to ``host``."""
         if self.target.public_url:
@@ -642,6 +693,7 @@ class SuiteConfig(_Section):
         data["redis"]["url"] = redact_url(self.collector_redis_url)
         data["secrets"] = {
             "twilio_auth_token": "set" if self.secrets.twilio_auth_token else "unset",
+            "twilio_auth_token_b": "set" if self.secrets.twilio_auth_token_b else "unset",
             "redis_url": "set" if self.secrets.redis_url else "unset",
         }
         return data
@@ -788,6 +840,7 @@ def load_config(
 
     secrets = Secrets(
         twilio_auth_token=SecretStr(env["TWILIO_AUTH_TOKEN"]) if env.get("TWILIO_AUTH_TOKEN") else None,
+        twilio_auth_token_b=SecretStr(env["TWILIO_AUTH_TOKEN_B"]) if env.get("TWILIO_AUTH_TOKEN_B") else None,
         redis_url=SecretStr(env["REDIS_URL"]) if env.get("REDIS_URL") else None,
     )
     redis_env = env.get("REDIS_URL")
@@ -813,8 +866,10 @@ def load_config(
 
 
 __all__ = [
+    "AB_METRICS",
     "DEFAULT_CONFIG_PATH",
     "MESSAGE_KINDS",
+    "AbConfig",
     "AlertsConfig",
     "ArrivalConfig",
     "BaselineConfig",

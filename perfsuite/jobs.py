@@ -128,6 +128,8 @@ class TestType(ABC):
     title: ClassVar[str]
     order: ClassVar[int] = 100
     """Where it runs in ``--test-type all`` and where it shows in reports (lower first)."""
+    in_all: ClassVar[bool] = True
+    """False: not run by ``--test-type all`` (a test that needs more than one target)."""
     locustfile: ClassVar[Path]
     figures_model: ClassVar[type[BaseModel]]
     good_outcomes: ClassVar[tuple[str, ...]] = ("success", "rejected")
@@ -136,6 +138,13 @@ class TestType(ABC):
     def prepare(self, config: SuiteConfig, stack: contextlib.ExitStack, options: RunOptions) -> Prepared:
         """Preflight: find or start the target (its services stop with ``stack``); raise
         ServiceUnavailable (exit 69) or ConfigError (exit 64) with a clear message."""
+
+    def during(
+        self, config: SuiteConfig, prepared: Prepared, run_id: str, collector_url: str
+    ) -> contextlib.AbstractContextManager[Any]:
+        """What runs beside the load of run ``run_id`` (a context entered before Locust starts and left
+        when it has ended; default: nothing). The A/B comparison watches its verdict here."""
+        return contextlib.nullcontext()
 
     def observe(self, config: SuiteConfig, prepared: Prepared, outcome: LocustOutcome, run_id: str) -> Any:
         """What to watch after the load of run ``run_id``, before the services stop (default:
@@ -368,7 +377,8 @@ def run_job(
         if options.metrics is not None:
             host = prepared.locust_host if prepared.target.kind == "http" else None
             options.metrics.follow(run_id, test_type.latency_correction(config), host)
-        outcome = run_locust(job, timeout_s=prepared.timeout_s, verbose=options.verbose)
+        with test_type.during(config, prepared, run_id, collector_url):
+            outcome = run_locust(job, timeout_s=prepared.timeout_s, verbose=options.verbose)
         try:
             observed = test_type.observe(config, prepared, outcome, run_id)
         except KeyboardInterrupt:
