@@ -6,6 +6,7 @@ the histogram's precision; then the endpoint is gone."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import socket
@@ -71,6 +72,12 @@ def query(url: str, expression: str) -> list[dict[str, Any]]:
     return result
 
 
+def _bucket_holding(cumulative: list[float], rank: float) -> int:
+    """The first bucket whose cumulative count reaches ``rank`` (``cumulative[0]`` is 0, below the
+    first bucket): where a sample of that rank lies, as Prometheus's histogram_quantile finds it."""
+    return next(index for index, count in enumerate(cumulative) if index and count >= rank)
+
+
 def scalar(url: str, expression: str) -> float:
     """The single value of ``expression``."""
     result = query(url, expression)
@@ -83,9 +90,10 @@ def test_prometheus_scrapes_the_reports_figures_and_the_endpoint_goes_away(
     prometheus: tuple[str, int], redis_url: str, tmp_path: Path
 ) -> None:
     """A short webhook run (the smoke profile, two workers) scraped every second: the last scraped
-    totals per endpoint and outcome equal the JSON result's, the whole-run P95 gauge is its P95 and
-    the histogram's P95 (Prometheus's interpolation) lies in the bucket holding it; once the run has
-    exited, nothing listens on the metrics port any more."""
+    totals per endpoint and outcome equal the JSON result's, the whole-run P95 gauge is its P95, the
+    scraped buckets hold that P95 at HdrHistogram's rank and the histogram's P95 is Prometheus's
+    interpolation at its own rank (the same sample or the next); once the run has exited, nothing
+    listens on the metrics port any more."""
     url, metrics_port = prometheus
     out = tmp_path / "result.json"
     scenarios = (REPO / "scenarios.yaml").read_text()
@@ -135,9 +143,35 @@ def test_prometheus_scrapes_the_reports_figures_and_the_endpoint_goes_away(
         "histogram_quantile(0.95, sum by (le) "
         f"(last_over_time(perfsuite_request_duration_seconds_bucket{LOOKBACK})))",
     )
-    upper = min(bound for bound in BUCKETS_S if bound >= p95_s)
-    lower = max([0.0, *(bound for bound in BUCKETS_S if bound < p95_s)])
-    assert lower <= interpolated <= upper, (interpolated, p95_s)
+    scraped_buckets = sorted(
+        (float(row["metric"]["le"]), float(row["value"][1]))
+        for row in query(
+            url, f"sum by (le) (last_over_time(perfsuite_request_duration_seconds_bucket{LOOKBACK}))"
+        )
+    )
+    assert [bound for bound, _ in scraped_buckets] == [*BUCKETS_S, math.inf]
+    edges = [0.0, *BUCKETS_S]  # bucket i (1-based) is (edges[i - 1], edges[i]]
+    cumulative = [0.0, *(count for _, count in scraped_buckets)]
+    assert cumulative[-1] == summary["requests"]
+    # The report's P95 is HdrHistogram's: the sample of rank round(0.95 N) (half up). The exact
+    # buckets put it in the bucket where the cumulative count first reaches that rank.
+    report_rank = max(math.floor(0.95 * summary["requests"] + 0.5), 1)
+    report_bucket = _bucket_holding(cumulative, report_rank)
+    assert edges[report_bucket - 1] < p95_s <= edges[report_bucket], (p95_s, scraped_buckets)
+    # Prometheus's rank is 0.95 N itself, not rounded: the bucket where the cumulative count first
+    # reaches it, interpolated linearly between that bucket's edges. Its sample, ceil(0.95 N), is the
+    # report's or the next one (N = 35: 33.25, the 34th against the report's 33rd), so when the 33rd is
+    # the last below a bound its bucket is the next non-empty one, and the value lies above the
+    # report's bucket (0.011875 against 0.009751 once: 33 requests at most 10 ms, 2 up to 25 ms).
+    prometheus_rank = 0.95 * summary["requests"]
+    assert 0 <= math.ceil(prometheus_rank) - report_rank <= 1
+    bucket = _bucket_holding(cumulative, prometheus_rank)
+    assert bucket == report_bucket or cumulative[report_bucket] == report_rank, (bucket, report_bucket)
+    assert bucket < len(BUCKETS_S) + 1, scraped_buckets  # not +Inf (Prometheus's value would be 60 s)
+    below, inside = cumulative[bucket - 1], cumulative[bucket] - cumulative[bucket - 1]
+    expected = edges[bucket - 1] + (edges[bucket] - edges[bucket - 1]) * (prometheus_rank - below) / inside
+    assert interpolated == pytest.approx(expected, rel=1e-9), (interpolated, p95_s, scraped_buckets)
+    assert edges[bucket - 1] <= interpolated <= edges[bucket]
     deadline = time.monotonic() + 10
     while query(url, "up{job='perfsuite'} == 1") and time.monotonic() < deadline:
         time.sleep(0.5)  # Prometheus sees the target down at its next scrape

@@ -8,6 +8,10 @@ Latency comes from the merged HDR histograms of every process (microseconds, 3 s
   ``le``, so no request is interpolated or guessed; its ``_sum`` uses HDR's bucket middles (its mean);
 - the quantile gauges are HdrHistogram's percentiles, the report's own figures (the same rank rule
   and bucket tops: the whole-run values equal the report's at the end).
+
+``histogram_quantile(q, ...)`` on the buckets may lie one bucket above the gauge: Prometheus ranks
+``q * N`` (the sample ``ceil(q * N)``), HdrHistogram ``round(q * N)`` (35 requests, P95: the 34th
+against the 33rd), then interpolates linearly within the bucket.
 """
 
 from __future__ import annotations
