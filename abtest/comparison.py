@@ -31,9 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel
 
-from perfsuite.stats import Look, paired_sequence
 from perfsuite.collector import RunData
 from perfsuite.config import AB_METRICS, AbConfig
+from perfsuite.stats import Look, paired_sequence
 from perfsuite.twilio.rows import is_bad_signature_row
 
 SIDES = ("A", "B")

@@ -37,8 +37,8 @@ import numpy as np
 
 from baseline.changepoints import newest_level_start, pooled_t
 from baseline.regression import Difference, Noise, Verdict, format_effect
-from perfsuite.stats import t_quantile
 from perfsuite.config import BaselineConfig
+from perfsuite.stats import t_quantile
 
 NOISE_UNKNOWN = "run-to-run noise unknown"
 

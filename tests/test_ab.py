@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from perfsuite.stats import paired_sequence
 from perfsuite.embedded import start_demo_bot, start_redis
+from perfsuite.stats import paired_sequence
 from tests.test_cli import perfsuite
 from tests.zoo.fixtures import Zoo
 

@@ -8,8 +8,8 @@ import pytest
 from baseline.changepoints import change_points, newest_level_start
 from baseline.gate import baseline_sample, between_runs
 from baseline.regression import Verdict
-from perfsuite.stats import t_cdf, t_quantile
 from perfsuite.config import BaselineConfig
+from perfsuite.stats import t_cdf, t_quantile
 
 
 def _noisy(level_ms: float, n: int, seed: int, spread: float = 0.08) -> list[float]:

@@ -19,7 +19,16 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("perfsuite", "webhook_load", "redis_bench", "baseline", "locustfiles", "demo_bot", "capacity", "abtest")
+PACKAGES = (
+    "perfsuite",
+    "webhook_load",
+    "redis_bench",
+    "baseline",
+    "locustfiles",
+    "demo_bot",
+    "capacity",
+    "abtest",
+)
 TEST_TYPE_PACKAGES = ("webhook_load", "redis_bench", "capacity", "abtest")
 UPPER = (*TEST_TYPE_PACKAGES, "baseline", "locustfiles", "demo_bot")
 

@@ -13,8 +13,8 @@ from collections import Counter
 from perfsuite.config import SuiteConfig
 from perfsuite.probe import Verdict
 from perfsuite.result import RunResult
-from webhook_load.figures import WebhookFigures
 from perfsuite.twilio.rows import is_bad_signature_row
+from webhook_load.figures import WebhookFigures
 
 _STATUS = re.compile(r"HTTP (\d{3})")
 MOSTLY = 0.5

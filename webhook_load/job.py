@@ -29,6 +29,7 @@ from perfsuite.result import RunResult, Target
 from perfsuite.sections import Section
 from perfsuite.services import Target as BotTarget
 from perfsuite.services import resolve_target
+from perfsuite.twilio.rows import is_bad_signature_row
 from webhook_load.diagnosis import diagnose
 from webhook_load.figures import (
     ProbeFigures,
@@ -39,7 +40,6 @@ from webhook_load.figures import (
     timings_of,
 )
 from webhook_load.report import webhook_sections
-from perfsuite.twilio.rows import is_bad_signature_row
 
 MISSED_BY_FAR = 0.5
 """A success rate, or a share of bad signatures refused, under this is a miss by far (POOR)."""
