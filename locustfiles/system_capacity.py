@@ -315,10 +315,13 @@ class CapacityShape(LoadTestShape):
         if state.step is not None and (step is None or step.index != state.step.index):
             _finish_step(environment, state)
         if state.stop_reason is not None or step is None:
-            if OPEN_MODEL and state.stop_reason is None and offset < PLAN.total_s + 2:
-                return self._users(PLAN.steps[-1].load)  # let the last arrivals go out
+            # The plan's end closes the last step (its figures must not be diluted by the grace
+            # below, in which the last arrivals of a late-started worker go out and nothing new is
+            # due).
             if state.stage != Stage.DONE:
                 _enter(state, Stage.DONE, reason=state.stop_reason)
+            if OPEN_MODEL and state.stop_reason is None and offset < PLAN.total_s + 2:
+                return self._users(PLAN.steps[-1].load)  # let the last arrivals go out
             return None
         if state.step is None:
             state.step = step
