@@ -200,6 +200,9 @@ def test_the_open_model_steps_arrival_rates_whatever_the_bot_does(redis_server: 
     figures = figures_of(result)
     assert figures.model == "open" and figures.unit == "req/s"
     assert [step.load for step in figures.steps] == [10, 30]
+    # Each step ends where the plan says (the shape ticks once a second): the last one too, not
+    # after the grace that lets late arrivals out, which would dilute its throughput.
+    assert all(step.duration_s <= 4 + 1.5 for step in figures.steps), [s.duration_s for s in figures.steps]
     rates = [step.throughput_rps for step in figures.steps]
     assert 5 <= rates[0] <= 15 and 18 <= rates[1] <= 40, rates
     assert figures.capacity.unit == "req/s" and figures.capacity.value in (0, 10, 30)
