@@ -17,7 +17,8 @@ processes busy-loop beside it, ``intermittent`` (on and off in random 0.5-4 s sp
 the machine's other users come on top. The study stops after ``--max-minutes`` and reports what it
 has.
 
-Run: ``python bench/bench_ab_gate.py [--rounds 15] [--rate 200] [--run-time 60] [--output ab.json]``
+Run: ``python bench/bench_ab_gate.py [--rounds 15] [--rate 200] [--run-time 60] [--output ab.json]``;
+``--summarise ab.json`` prints a stored study's summary again.
 """
 
 from __future__ import annotations
@@ -104,6 +105,11 @@ def _rate(hits: int, n: int) -> str:
     return f"{hits}/{n} ({hits / n:.0%})" if n else "-"
 
 
+def _spread(values: list[float]) -> list[float] | None:
+    """``[min, median, max]`` of ``values`` (None when there are none)."""
+    return [min(values), statistics.median(values), max(values)] if values else None
+
+
 def summarise(trials: list[dict[str, Any]], run_time_s: float) -> dict[str, Any]:
     """Rates per condition (the goals' figures)."""
     out: dict[str, Any] = {}
@@ -119,6 +125,11 @@ def summarise(trials: list[dict[str, Any]], run_time_s: float) -> dict[str, Any]
             trial["decided_at_s"] for trial in rows if trial["verdict"] == "slower" and trial["decided_at_s"]
         ]
         ratios = [trial["p95_whole_run_ms"]["B"] / trial["p95_whole_run_ms"]["A"] for trial in rows]
+        widths = [
+            (trial["p95_high"] - trial["p95_low"]) / 2
+            for trial in rows
+            if trial["p95_low"] is not None and trial["p95_high"] is not None
+        ]
         typical = [1 + trial["p95_change"] for trial in rows if trial["p95_change"] is not None]
         out[kind] = {
             "trials": len(rows),
@@ -129,7 +140,10 @@ def summarise(trials: list[dict[str, Any]], run_time_s: float) -> dict[str, Any]
                 verdict: sum(t["verdict"] == verdict for t in rows)
                 for verdict in {t["verdict"] for t in rows}
             },
-            "median_decided_at_s": statistics.median(times) if times else None,
+            "decided_at_s_min_median_max": _spread(times),
+            "p95_interval_half_width_min_median_max": _spread(widths),
+            "p95_a_ms_min_median_max": _spread([t["p95_a_ms"] for t in rows if t["p95_a_ms"] is not None]),
+            "load1_min_max": [min(t["load1"] for t in rows), max(t["load1"] for t in rows)] if rows else None,
             "median_p95_ratio_whole_run": statistics.median(ratios) if ratios else None,
             "median_p95_ratio_typical_slice": statistics.median(typical) if typical else None,
             "collector_exact": all(trial["exact"] for trial in rows),
@@ -149,7 +163,14 @@ def main() -> int:
     parser.add_argument("--max-minutes", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--output", type=Path, default=None, help="write every trial and the summary as JSON")
+    parser.add_argument(
+        "--summarise", type=Path, default=None, help="print the summary of a stored --output file and exit"
+    )
     args = parser.parse_args()
+    if args.summarise is not None:
+        stored = json.loads(args.summarise.read_text())
+        print(json.dumps(summarise(stored["trials"], stored["settings"]["run_time"]), indent=2))
+        return 0
     rng = random.Random(args.seed)
     deadline = time.monotonic() + args.max_minutes * 60
     trials: list[dict[str, Any]] = []
